@@ -1,0 +1,231 @@
+"""The training loop (DESIGN §5): SGD with momentum and weight decay, linear warm-up, step decay,
+gradient clipping, AMP on CUDA; stage 1 trains the whole detector, stage 2 (decoupled, as in the
+official ACSL code) only the classifier's final linear layer, with RPN and RoI sampling still running.
+
+Each epoch ends with an atomic checkpoint holding the model, optimizer, schedule position and every
+random-number state, so ``resume`` continues an interrupted run to the same result as an uninterrupted
+one. A tqdm bar shows the loss and images/s; ``log.jsonl`` gets one JSON line per logged iteration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..data import LVISDetection, collate_detection
+from ..models import LongTailFasterRCNN
+from .checkpoint import atomic_torch_save, load_checkpoint
+from .schedule import lr_factor
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training stage's schedule (DESIGN §5 gives the paper's values)."""
+
+    epochs: int = 12
+    batch_size: int = 16
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 500
+    warmup_ratio: float = 1.0 / 3.0
+    lr_steps: tuple[int, ...] = (8, 11)
+    gamma: float = 0.1
+    grad_clip: float = 35.0
+    hflip_prob: float = 0.5
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def freeze_all_but_classifier(model: LongTailFasterRCNN) -> list[nn.Parameter]:
+    """Stage 2: only the classifier's final linear layer (weight and bias) keeps ``requires_grad``."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    trainable = list(model.classifier.parameters())
+    for parameter in trainable:
+        parameter.requires_grad_(True)
+    return trainable
+
+
+def _set_train_mode(model: nn.Module, stage: int) -> None:
+    model.train()
+    if stage == 2:  # frozen layers keep their batch-norm statistics
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _truncate_log(path: Path, last_iteration: int) -> None:
+    """Drop log lines past the checkpoint, so a resumed run's log reads like an uninterrupted one."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["iteration"] <= last_iteration]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def train(
+    model: LongTailFasterRCNN,
+    dataset: LVISDetection,
+    config: TrainConfig,
+    out_dir: str | Path,
+    stage: int = 1,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    amp: bool = True,
+    resume: bool = True,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> Path:
+    """Train ``model`` on ``dataset`` for ``config.epochs`` epochs; returns the final checkpoint's path.
+
+    With ``resume`` an existing ``out_dir/checkpoint.pt`` is continued from its last completed epoch
+    (a finished run returns at once). ``on_step(global_iteration)`` is called after every optimizer step.
+    """
+    if stage not in (1, 2):
+        raise ValueError(f"stage must be 1 (whole detector) or 2 (classifier only), got {stage}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device)
+    model.to(device)
+
+    if stage == 2:
+        parameters = freeze_all_but_classifier(model)
+    else:
+        parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    iters_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda it: lr_factor(it, iters_per_epoch, config.warmup_iters, config.warmup_ratio, config.lr_steps, config.gamma),
+    )
+
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    log_path = out_dir / LOG_NAME
+    start_epoch = 0
+    torch.manual_seed(seed)
+    if resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _restore_rng_state(state["rng"], device)
+        start_epoch = state["epoch"]
+        _truncate_log(log_path, start_epoch * iters_per_epoch)
+    elif log_path.exists():
+        log_path.unlink()
+
+    use_amp = amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    for epoch in range(start_epoch, config.epochs):
+        _set_train_mode(model, stage)
+        dataset.set_epoch(epoch)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        batches = order.split(config.batch_size)
+        bar = tqdm(batches, desc=f"stage {stage} epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                   mininterval=2.0, leave=False)
+        started = time.perf_counter()
+        seen = 0
+        for step, batch_indices in enumerate(bar):
+            iteration = epoch * iters_per_epoch + step
+            images, targets = collate_detection([dataset[int(i)] for i in batch_indices])
+            images = [image.to(device, non_blocking=True) for image in images]
+            targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                losses = model(images, targets)
+            loss = losses["loss_classifier"] if stage == 2 else sum(losses.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss is {loss.item()} at epoch {epoch + 1}, iteration {iteration} "
+                    f"({ {k: round(v.item(), 4) for k, v in losses.items()} }); lower the lr or check the data"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+
+            seen += len(images)
+            images_per_s = seen / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{images_per_s:.1f}")
+            if step % config.log_every == 0 or step == len(batches) - 1:
+                record = {
+                    "stage": stage, "epoch": epoch + 1, "iteration": iteration + 1,
+                    "lr": optimizer.param_groups[0]["lr"], "loss": loss.item(),
+                    **{k: v.item() for k, v in losses.items()}, "images_per_s": images_per_s,
+                }
+                with log_path.open("a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+            if on_step is not None:
+                on_step(iteration + 1)
+        bar.close()
+        atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch + 1,
+                "stage": stage,
+                "config": asdict(config),
+                "rng": _rng_state(device),
+            },
+            checkpoint_path,
+        )
+    return checkpoint_path
+
+
+def load_stage1_weights(model: LongTailFasterRCNN, checkpoint_path: str | Path) -> None:
+    """Stage 2 starts from the stage-1 detector: every weight is loaded, nothing re-initialised; the
+    loss module's own state (e.g. ACSL's generator) is not part of the detector and is skipped."""
+    state = load_checkpoint(checkpoint_path)["model"]
+    weights = {k: v for k, v in state.items() if ".classification_loss." not in k}
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # shape mismatch
+        raise RuntimeError(f"stage-1 checkpoint {checkpoint_path} does not fit this detector: {error}") from None
+    missing = [k for k in missing if ".classification_loss." not in k]
+    if missing or unexpected:
+        raise RuntimeError(
+            f"stage-1 checkpoint {checkpoint_path} does not fit this detector: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )

@@ -1,0 +1,271 @@
+"""LVIS box AP with the federated evaluation rules (DESIGN §6).
+
+The LVIS protocol (Gupta, Dollár & Girshick, "LVIS: A Dataset for Large Vocabulary
+Instance Segmentation", CVPR 2019, §"Evaluation details" / federated design) differs
+from COCO AP in four ways, all of which hold here:
+
+1. **Per-image detection budget.** At most ``max_dets`` (300) detections per image,
+   the top scores *across all categories*, are kept before anything else happens.
+   ``faster-coco-eval`` only caps per image *and* category, so
+   :func:`cap_detections_per_image` applies the LVIS cut first, the same way the
+   official ``lvis`` API does in ``LVISResults.limit_dets_per_image``.
+2. **Federated filtering.** A detection of category ``c`` on image ``i`` is evaluated
+   only if ``c`` is annotated positive on ``i`` (``i`` holds a box of ``c``) or ``c``
+   is listed in ``i``'s ``neg_category_ids``; otherwise the image was never verified
+   for ``c`` and the detection is dropped.
+3. **Non-exhaustive labels.** On an image whose ``not_exhaustive_category_ids`` lists
+   ``c``, detections of ``c`` that match no ground truth are ignored (neither true
+   nor false positives).
+4. **Frequency groups.** APr / APc / APf average the per-category AP over the
+   categories whose ``frequency`` field is ``"r"`` / ``"c"`` / ``"f"``; APs / APm /
+   APl use the COCO area ranges ``[0, 32²]``, ``[32², 96²]``, ``[96², 1e5²]``.
+
+Rules 2-4 are carried out by ``faster_coco_eval.COCOeval_faster(lvis_style=True)``
+(its ``_prepare`` drops unverified detections and marks non-exhaustive ones; its C++
+matcher ignores the marked, unmatched ones; the groups come from ``frequency``).
+Around it this module adds rule 1 and one detail of the official loader: the official
+evaluator selects annotations and detections with ``0 < area < inf``
+(``LVIS.get_ann_ids``), so zero-area boxes are dropped here too (after the cap, as
+there). ``tests/test_lvis_eval.py`` checks agreement with ``lvis==0.5.3`` to 1e-4.
+
+All numbers are fractions in ``[0, 1]``; a metric with no ground truth to average
+over (the official evaluator's ``-1``) is reported as ``nan``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "METRIC_NAMES",
+    "LVIS_AREA_RANGES",
+    "cap_detections_per_image",
+    "load_lvis_gt",
+    "evaluate_lvis",
+]
+
+METRIC_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+
+#: COCO/LVIS area ranges in pixels² (LVIS ``Params.area_rng``), "all" excluded.
+LVIS_AREA_RANGES: dict[str, list[float]] = {
+    "small": [0.0, 32.0**2],
+    "medium": [32.0**2, 96.0**2],
+    "large": [96.0**2, 1e5**2],
+}
+
+_REQUIRED_KEYS: tuple[str, ...] = ("image_id", "category_id", "bbox", "score")
+_FREQUENCIES: tuple[str, ...] = ("r", "c", "f")
+
+
+def _silent(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def _check_detections(detections: Any) -> None:
+    """Raise ``ValueError`` unless ``detections`` is a list of LVIS result dicts."""
+    if not isinstance(detections, Sequence) or isinstance(detections, (str, bytes)):
+        raise ValueError(
+            f"detections must be a list of dicts with keys {_REQUIRED_KEYS}, got {type(detections).__name__}"
+        )
+    for index, det in enumerate(detections):
+        if not isinstance(det, Mapping):
+            raise ValueError(f"detections[{index}] is a {type(det).__name__}, expected a dict")
+        for key in _REQUIRED_KEYS:
+            if key not in det:
+                raise ValueError(f"detections[{index}] is missing key {key!r}")
+        bbox = det["bbox"]
+        if (
+            isinstance(bbox, (str, bytes))
+            or not isinstance(bbox, (Sequence, np.ndarray))
+            or len(bbox) != 4
+            or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in bbox)
+        ):
+            raise ValueError(f"detections[{index}]['bbox'] must be 4 finite numbers [x, y, w, h], got {bbox!r}")
+        score = det["score"]
+        if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(score):
+            raise ValueError(f"detections[{index}]['score'] must be a finite number, got {score!r}")
+
+
+def cap_detections_per_image(detections: list[dict], max_dets: int = 300) -> list[dict]:
+    """Keep the ``max_dets`` highest-scoring detections of every image, across all categories.
+
+    This is the LVIS per-image budget (Gupta et al. 2019, evaluation details: "at most
+    300 detections per image"; DESIGN §6), applied exactly as the official
+    ``LVISResults.limit_dets_per_image``: detections are grouped by image in order of
+    first appearance; an image with at most ``max_dets`` detections keeps them in input
+    order; otherwise they are stably sorted by decreasing score (ties keep input order,
+    so the result is deterministic) and cut to ``max_dets``.
+
+    Args:
+        detections: LVIS result dicts (``image_id``, ``category_id``, ``bbox``, ``score``).
+        max_dets: per-image budget, a positive integer.
+
+    Returns:
+        A new list holding the kept dicts (the dict objects themselves are not copied).
+
+    Raises:
+        ValueError: malformed detections or a non-positive ``max_dets``.
+    """
+    if isinstance(max_dets, bool) or not isinstance(max_dets, numbers.Integral) or max_dets < 1:
+        raise ValueError(f"max_dets must be a positive integer, got {max_dets!r}")
+    _check_detections(detections)
+    per_image: dict[Any, list[dict]] = {}
+    for det in detections:
+        per_image.setdefault(det["image_id"], []).append(det)
+    kept: list[dict] = []
+    for dets in per_image.values():
+        if len(dets) > max_dets:
+            dets = sorted(dets, key=lambda d: d["score"], reverse=True)[:max_dets]
+        kept.extend(dets)
+    return kept
+
+
+def load_lvis_gt(gt: str | Path | Mapping) -> dict:
+    """Return LVIS ground truth as a dict, reading JSON when given a path.
+
+    Loading the LVIS val JSON dominates repeated evaluations, so callers that evaluate
+    many times should call this once and pass the dict to :func:`evaluate_lvis`.
+    """
+    if isinstance(gt, (str, Path)):
+        with open(gt, encoding="utf-8") as handle:
+            data = json.load(handle)
+    elif isinstance(gt, Mapping):
+        data = gt
+    else:
+        raise TypeError(f"gt must be a path or a dict, got {type(gt).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if key not in data:
+            raise ValueError(f"LVIS ground truth is missing the {key!r} list")
+    return dict(data)
+
+
+def _nan_if_undefined(values: np.ndarray) -> float:
+    """Mean of the defined (``> -1``) entries, ``nan`` when there are none."""
+    valid = values[values > -1]
+    return float(valid.mean()) if valid.size else float("nan")
+
+
+def evaluate_lvis(
+    gt: str | Path | Mapping,
+    detections: list[dict],
+    max_dets: int = 300,
+    verbose: bool = False,
+) -> dict:
+    """LVIS bbox AP with the federated rules (Gupta et al. 2019; DESIGN §6).
+
+    Args:
+        gt: LVIS annotation JSON path, or the already-loaded dict (cheap to repeat; it
+            is not modified).
+        detections: LVIS result dicts with ``image_id``, ``category_id``,
+            ``bbox`` ``[x, y, w, h]`` and ``score`` (not modified).
+        max_dets: per-image detection budget across all categories (LVIS: 300).
+        verbose: let ``faster-coco-eval`` print its progress.
+
+    Returns:
+        ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf": float,
+        "per_class_AP": {category_id: float}}``. Values lie in ``[0, 1]``; ``nan``
+        where no ground truth defines the metric (the official evaluator's ``-1``).
+        ``per_class_AP`` averages the precision array over IoU 0.50:0.95 and the 101
+        recall points (area "all") for each category, ``nan`` for categories without
+        ground truth in the evaluated images. With no detections every defined metric
+        is 0 (the official ``LVISResults`` cannot take an empty list; 0 is what it gives
+        when all detections are filtered away).
+
+    Raises:
+        ValueError: malformed detections (naming the entry and key), a detection with an
+            unknown ``image_id`` or ``category_id`` (naming it), a category without a
+            valid ``frequency`` field, or a non-positive ``max_dets``.
+    """
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    gt_data = load_lvis_gt(gt)
+    if isinstance(max_dets, bool) or not isinstance(max_dets, numbers.Integral) or max_dets < 1:
+        raise ValueError(f"max_dets must be a positive integer, got {max_dets!r}")
+    _check_detections(detections)
+
+    image_ids = {img["id"] for img in gt_data["images"]}
+    category_ids = sorted(cat["id"] for cat in gt_data["categories"])
+    known_categories = set(category_ids)
+    for cat in gt_data["categories"]:
+        if cat.get("frequency") not in _FREQUENCIES:
+            raise ValueError(f"category {cat['id']} has frequency {cat.get('frequency')!r}, expected one of r/c/f")
+    for index, det in enumerate(detections):
+        if det["image_id"] not in image_ids:
+            raise ValueError(f"detections[{index}] has unknown image_id {det['image_id']!r}")
+        if det["category_id"] not in known_categories:
+            raise ValueError(f"detections[{index}] has unknown category_id {det['category_id']!r}")
+
+    # Rule 1: per-image top-k across categories, before the federated filter.
+    capped = cap_detections_per_image(detections, max_dets)
+    # Fresh dicts: faster-coco-eval writes id/area/segmentation/lvis_mark into them.
+    # Zero-area boxes are dropped, as the official loader's 0 < area < inf selection does.
+    dt_list = [
+        {
+            "image_id": det["image_id"],
+            "category_id": det["category_id"],
+            "bbox": [float(v) for v in det["bbox"]],
+            "score": float(det["score"]),
+        }
+        for det in capped
+        if float(det["bbox"][2]) * float(det["bbox"][3]) > 0
+    ]
+    # Shallow copies of the GT annotations (the evaluator writes an "ignore" flag into
+    # them); same 0 < area < inf selection as the official loader.
+    gt_eval = {
+        "images": gt_data["images"],
+        "categories": gt_data["categories"],
+        "annotations": [dict(ann) for ann in gt_data["annotations"] if 0 < ann["area"] < math.inf],
+    }
+
+    printer = print if verbose else _silent
+    coco_gt = COCO(gt_eval, print_function=printer)
+    coco_dt = coco_gt.loadRes(dt_list)
+    coco_dt.print_function = printer
+    evaluator = COCOeval_faster(
+        coco_gt,
+        coco_dt,
+        iouType="bbox",
+        lvis_style=True,
+        ranges={k: list(v) for k, v in LVIS_AREA_RANGES.items()},
+        print_function=printer,
+    )
+    evaluator.params.catIds = category_ids
+    evaluator.params.maxDets = [int(max_dets)]
+    evaluator.evaluate()
+    evaluator.accumulate()
+
+    # precision: [T iou thresholds, R recall points, K categories, A area ranges, M maxDets]
+    precision = np.asarray(evaluator.eval["precision"], dtype=np.float64)
+    area_labels = list(evaluator.params.areaRngLbl)
+    a_all = area_labels.index("all")
+    iou_thrs = np.asarray(evaluator.params.iouThrs)
+    t50 = int(np.argmin(np.abs(iou_thrs - 0.50)))
+    t75 = int(np.argmin(np.abs(iou_thrs - 0.75)))
+    frequency = {cat["id"]: cat["frequency"] for cat in gt_data["categories"]}
+    group = {
+        f: [k for k, cid in enumerate(category_ids) if frequency[cid] == f] for f in _FREQUENCIES
+    }
+
+    p_all = precision[:, :, :, a_all, 0]
+    results: dict[str, Any] = {
+        "AP": _nan_if_undefined(p_all),
+        "AP50": _nan_if_undefined(p_all[t50]),
+        "AP75": _nan_if_undefined(p_all[t75]),
+        "APs": _nan_if_undefined(precision[:, :, :, area_labels.index("small"), 0]),
+        "APm": _nan_if_undefined(precision[:, :, :, area_labels.index("medium"), 0]),
+        "APl": _nan_if_undefined(precision[:, :, :, area_labels.index("large"), 0]),
+        "APr": _nan_if_undefined(p_all[:, :, group["r"]]),
+        "APc": _nan_if_undefined(p_all[:, :, group["c"]]),
+        "APf": _nan_if_undefined(p_all[:, :, group["f"]]),
+    }
+    results["per_class_AP"] = {
+        int(cid): _nan_if_undefined(p_all[:, :, k]) for k, cid in enumerate(category_ids)
+    }
+    return results

@@ -1,0 +1,207 @@
+"""Experiments as frozen, hashable specs, and a run store that caches their results by spec hash.
+
+An ``ExperimentSpec`` names a profile, a loss (with options), a training stage and a schedule length.
+Its hash covers everything that decides the result — the resolved profile (data, detector, schedules),
+the loss and its options, the stage-1 parent of a stage-2 run, and the seed — so asking for a finished
+spec returns the stored metrics instantly, and every stage-2 spec (each ξ of Table 2) reuses the one
+stage-1 detector of its parent spec (DESIGN §2: "spec → run store → metrics JSON").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .data import LVISDetection
+from .data.synthetic import generate_benchmark
+from .engine import load_stage1_weights, predict, resolve_device, train
+from .engine.trainer import CHECKPOINT_NAME
+from .evaluation import evaluate_lvis
+from .io import atomic_write_json, ensure_writable_dir
+from .losses import LOSSES, build_loss
+from .models import build_detector
+from .profiles import Profile, get_profile
+
+SPEC_FORMAT_VERSION = 1
+METRICS_NAME = "metrics.json"
+REPORTED_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+
+OptionValue = float | int | bool | str
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One trained-and-evaluated detector.
+
+    stage 1 trains the whole detector with ``loss`` for ``schedule`` × the profile's stage-1 epochs;
+    stage 2 starts from the stage-1 softmax baseline (1x, same profile and seed) and trains only the
+    classifier with ``loss`` for the profile's stage-2 epochs.
+    """
+
+    profile: str
+    loss: str = "softmax_ce"
+    loss_options: tuple[tuple[str, OptionValue], ...] = ()
+    stage: int = 1
+    schedule: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        get_profile(self.profile)
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; registered losses: {', '.join(sorted(LOSSES))}")
+        if self.stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {self.stage}")
+        if self.schedule < 1:
+            raise ValueError(f"schedule must be a positive multiple of the 1x schedule, got {self.schedule}")
+        object.__setattr__(self, "loss_options", tuple(sorted(dict(self.loss_options).items())))
+
+    @property
+    def parent(self) -> ExperimentSpec | None:
+        """The stage-1 detector a stage-2 spec starts from."""
+        if self.stage == 1:
+            return None
+        return ExperimentSpec(profile=self.profile, seed=self.seed)
+
+    @property
+    def name(self) -> str:
+        options = "-".join(f"{k}{v}" for k, v in self.loss_options)
+        return "_".join(p for p in (self.profile, f"stage{self.stage}", self.loss, options, f"{self.schedule}x", f"seed{self.seed}") if p)
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything that decides the result, as plain JSON data."""
+        profile = get_profile(self.profile)
+        return {
+            "format": SPEC_FORMAT_VERSION,
+            "spec": asdict(self),
+            "data": asdict(replace(profile.data, seed=self.seed)),
+            "detector": asdict(profile.detector),
+            "train": asdict(profile.stage2 if self.stage == 2 else self.stage1_config(profile)),
+            "parent": self.parent.hash if self.parent else None,
+        }
+
+    def stage1_config(self, profile: Profile):
+        base = profile.stage1
+        return replace(base, epochs=base.epochs * self.schedule, lr_steps=tuple(s * self.schedule for s in base.lr_steps))
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.resolved(), sort_keys=True, default=list)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def baseline_spec(profile: str, schedule: int = 1, seed: int = 0) -> ExperimentSpec:
+    """The softmax cross-entropy baseline trained end to end (Table 2's "baseline (1x)/(2x)")."""
+    return ExperimentSpec(profile=profile, loss="softmax_ce", stage=1, schedule=schedule, seed=seed)
+
+
+def decoupled_spec(profile: str, loss: str, seed: int = 0, **loss_options: OptionValue) -> ExperimentSpec:
+    """Stage 2 with ``loss`` on top of the 1x softmax baseline (how the paper trains ACSL)."""
+    return ExperimentSpec(profile=profile, loss=loss, loss_options=tuple(loss_options.items()), stage=2, seed=seed)
+
+
+class RunStore:
+    """A directory of runs keyed by spec hash: ``<root>/<spec name>-<hash>/`` holds ``checkpoint.pt``,
+    ``log.jsonl`` and ``metrics.json``. Benchmark data are generated under ``data_root``."""
+
+    def __init__(self, root: str | Path = "runs", data_root: str | Path = "data", device: str = "auto",
+                 progress: bool = True) -> None:
+        self.root = ensure_writable_dir(root, "run store")
+        self.data_root = Path(data_root)
+        self.device = resolve_device(device)
+        self.progress = progress
+
+    def run_dir(self, spec: ExperimentSpec) -> Path:
+        return self.root / f"{spec.name}-{spec.hash}"
+
+    def is_done(self, spec: ExperimentSpec) -> bool:
+        return (self.run_dir(spec) / METRICS_NAME).is_file()
+
+    def datasets(self, spec: ExperimentSpec) -> tuple[LVISDetection, LVISDetection, Path]:
+        """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing."""
+        profile = get_profile(spec.profile)
+        data = replace(profile.data, seed=spec.seed)
+        bench = generate_benchmark(self.data_root / f"synthetic-{profile.name}-seed{spec.seed}", data, progress=self.progress)
+        hflip = profile.stage2.hflip_prob if spec.stage == 2 else profile.stage1.hflip_prob
+        train_set = LVISDetection(bench.train_json, bench.train_images, train=True, hflip_prob=hflip, seed=spec.seed)
+        val_set = LVISDetection(bench.val_json, bench.val_images)
+        return train_set, val_set, Path(bench.val_json)
+
+    def _build(self, spec: ExperimentSpec, train_set: LVISDetection):
+        import torch
+
+        profile = get_profile(spec.profile)
+        torch.manual_seed(spec.seed)
+        options = dict(spec.loss_options)
+        if spec.loss == "acsl":
+            options.setdefault("seed", spec.seed)
+        loss = build_loss(spec.loss, train_set.num_classes, train_set.frequencies, **options)
+        return build_detector(profile.detector, train_set.num_classes, loss)
+
+    def checkpoint(self, spec: ExperimentSpec) -> Path:
+        """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
+        profile = get_profile(spec.profile)
+        run_dir = self.run_dir(spec)
+        train_set, _, _ = self.datasets(spec)
+        config = profile.stage2 if spec.stage == 2 else spec.stage1_config(profile)
+        checkpoint = run_dir / CHECKPOINT_NAME
+        if checkpoint.exists() and _finished_epochs(checkpoint) >= config.epochs:
+            return checkpoint
+        parent_checkpoint = self.checkpoint(spec.parent) if spec.parent else None
+        model = self._build(spec, train_set)
+        if parent_checkpoint is not None:
+            load_stage1_weights(model, parent_checkpoint)
+        started = time.perf_counter()
+        train(model, train_set, config, run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
+              progress=self.progress)
+        _record_timing(run_dir, "train_s", time.perf_counter() - started)
+        return checkpoint
+
+    def metrics(self, spec: ExperimentSpec) -> dict[str, Any]:
+        """Stored metrics of ``spec``; trains and evaluates it first when the store has none."""
+        metrics_path = self.run_dir(spec) / METRICS_NAME
+        if metrics_path.is_file():
+            return json.loads(metrics_path.read_text())
+        checkpoint = self.checkpoint(spec)
+        _, val_set, val_json = self.datasets(spec)
+        train_set, _, _ = self.datasets(spec)
+        model = self._build(spec, train_set)
+        from .engine import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(checkpoint)["model"])
+        started = time.perf_counter()
+        detections = predict(model, val_set, get_profile(spec.profile).eval_batch_size, self.device, self.progress)
+        result = evaluate_lvis(val_json, detections)
+        eval_s = time.perf_counter() - started
+        timings = _read_timings(self.run_dir(spec))
+        record = {
+            "spec": asdict(spec),
+            "hash": spec.hash,
+            "metrics": {name: 100.0 * result[name] for name in REPORTED_METRICS},
+            "per_class_AP": {str(k): 100.0 * v for k, v in result["per_class_AP"].items()},
+            "num_detections": len(detections),
+            "timing": {**timings, "eval_s": eval_s},
+            "device": str(self.device),
+        }
+        atomic_write_json(metrics_path, record)
+        return record
+
+
+def _finished_epochs(checkpoint: Path) -> int:
+    from .engine import load_checkpoint
+
+    return int(load_checkpoint(checkpoint)["epoch"])
+
+
+def _read_timings(run_dir: Path) -> dict[str, float]:
+    path = run_dir / "timing.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _record_timing(run_dir: Path, key: str, seconds: float) -> None:
+    timings = _read_timings(run_dir)
+    timings[key] = timings.get(key, 0.0) + seconds
+    atomic_write_json(run_dir / "timing.json", timings)

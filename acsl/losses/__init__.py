@@ -1,0 +1,9 @@
+"""Classification losses for the RoI box head (one module per method) and their name registry."""
+
+from .acsl import ACSL
+from .base import ClassificationLoss
+from .registry import LOSSES, build_loss
+from .sigmoid_bce import SigmoidBCE
+from .softmax_ce import SoftmaxCE
+
+__all__ = ["ACSL", "ClassificationLoss", "LOSSES", "SigmoidBCE", "SoftmaxCE", "build_loss"]

@@ -1,0 +1,82 @@
+"""The interface every classification loss of the RoI box head follows.
+
+Layout of the logits (torchvision's convention): ``logits`` has shape ``[N, C + 1]`` for N RoIs and C
+foreground classes; column 0 is the background, columns 1..C are the foreground classes, and
+``labels`` holds 0 for background RoIs and 1..C for foreground ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+FREQUENCY_GROUPS = ("r", "c", "f")
+
+
+class ClassificationLoss(nn.Module):
+    """Base class: ``forward(logits, labels)`` gives the scalar loss, ``scores(logits)`` the test-time
+    class probabilities ``[N, C + 1]`` (column 0 background), which the detector's post-processing uses.
+
+    ``use_sigmoid`` tells whether the loss trains independent sigmoid classifiers (scores are
+    ``sigmoid(z)``) or a softmax over the C + 1 columns.
+    """
+
+    use_sigmoid: bool = False
+
+    def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1 (foreground classes), got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.class_frequencies = _check_frequencies(class_frequencies, self.num_classes)
+
+    def initial_bias(self) -> torch.Tensor | None:
+        """Initial bias of the C + 1 classifier outputs, or None for the layer's default.
+
+        Sigmoid classifiers start from the prior probability π = 0.01 on every column,
+        b = −log((1 − π) / π) (Lin et al., Focal Loss, §3.3 "Initialization"), so that end-to-end
+        training does not start with C + 1 confident mistakes per RoI. Decoupled stage 2 overwrites
+        it with the stage-1 weights.
+        """
+        if self.use_sigmoid:
+            prior = 0.01
+            return torch.full((self.num_classes + 1,), -math.log((1 - prior) / prior))
+        return None
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Test-time probabilities, shape ``[N, C + 1]``; column 0 (background) is dropped by the detector."""
+        if self.use_sigmoid:
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=-1)
+
+    def _check_inputs(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        if logits.dim() != 2 or logits.shape[1] != self.num_classes + 1:
+            raise ValueError(
+                f"{type(self).__name__}: logits must have shape [N, {self.num_classes + 1}] "
+                f"(C={self.num_classes} foreground classes + background column 0), got {tuple(logits.shape)}"
+            )
+        if labels.shape != logits.shape[:1]:
+            raise ValueError(f"{type(self).__name__}: labels must have shape [{logits.shape[0]}], got {tuple(labels.shape)}")
+
+
+def _check_frequencies(class_frequencies: Sequence[str] | None, num_classes: int) -> tuple[str, ...] | None:
+    if class_frequencies is None:
+        return None
+    freqs = tuple(class_frequencies)
+    if len(freqs) != num_classes:
+        raise ValueError(
+            f"class_frequencies must give one of {FREQUENCY_GROUPS} per foreground class "
+            f"({num_classes} expected), got {len(freqs)}"
+        )
+    bad = sorted({f for f in freqs if f not in FREQUENCY_GROUPS})
+    if bad:
+        raise ValueError(f"class_frequencies may only contain {FREQUENCY_GROUPS}, found {bad}")
+    return freqs
+
+
+def one_hot_targets(labels: torch.Tensor, num_columns: int, dtype: torch.dtype) -> torch.Tensor:
+    """``[N, num_columns]`` one-hot matrix of ``labels`` (0 = background column)."""
+    return torch.nn.functional.one_hot(labels.long(), num_columns).to(dtype)

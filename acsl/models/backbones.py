@@ -1,0 +1,78 @@
+"""Backbones with a feature pyramid (Lin et al., FPN), built from torchvision's own parts.
+
+- ``resnet18`` / ``resnet34`` / ``resnet50`` / ``resnet101``: torchvision's ResNet-FPN
+  (``resnet_fpn_backbone``). With random initialisation the batch norms train (``nn.BatchNorm2d``), as
+  torchvision's detection references do when no pretrained weights are loaded; with pretrained weights
+  they are frozen (``FrozenBatchNorm2d``).
+- ``narrow_resnet``: the CPU profiles' stand-in for the paper's ResNet-50: torchvision ``BasicBlock``
+  stages of widths 16/32/64/128 (one block each) under the same FPN, about 20× cheaper than ResNet-18.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
+from torchvision.models.resnet import BasicBlock
+from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
+BACKBONES = TORCHVISION_RESNETS + ("narrow_resnet",)
+NARROW_WIDTHS = (16, 32, 64, 128)
+
+
+def _basic_stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    downsample = None
+    if stride != 1 or in_channels != out_channels:
+        downsample = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+    return nn.Sequential(BasicBlock(in_channels, out_channels, stride, downsample))
+
+
+class NarrowResNet(nn.Module):
+    """A four-stage ResNet of torchvision ``BasicBlock``s with strides 4, 8, 16, 32 (like ResNet's
+    layer1–layer4) but narrow widths; only its stages are used, through ``BackboneWithFPN``."""
+
+    def __init__(self, widths: tuple[int, int, int, int] = NARROW_WIDTHS) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, widths[0], kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        self.layer1 = _basic_stage(widths[0], widths[0], stride=2)
+        self.layer2 = _basic_stage(widths[0], widths[1], stride=2)
+        self.layer3 = _basic_stage(widths[1], widths[2], stride=2)
+        self.layer4 = _basic_stage(widths[2], widths[3], stride=2)
+
+
+def build_backbone(name: str, fpn_channels: int = 256, pretrained_backbone: bool = False) -> BackboneWithFPN:
+    """A backbone with FPN outputs ``'0'..'3'`` (strides 4–32) plus ``'pool'`` (stride 64)."""
+    if name in TORCHVISION_RESNETS:
+        weights = None
+        if pretrained_backbone:
+            from torchvision.models import get_model_weights
+
+            weights = get_model_weights(name).DEFAULT
+        backbone = resnet_fpn_backbone(
+            backbone_name=name,
+            weights=weights,
+            norm_layer=FrozenBatchNorm2d if pretrained_backbone else nn.BatchNorm2d,
+            trainable_layers=3 if pretrained_backbone else 5,
+        )
+        if fpn_channels != backbone.out_channels:
+            raise ValueError(f"backbone {name!r} uses torchvision's FPN width 256, got fpn_channels={fpn_channels}")
+        return backbone
+    if name == "narrow_resnet":
+        if pretrained_backbone:
+            raise ValueError("backbone 'narrow_resnet' has no pretrained weights; set pretrained_backbone=False")
+        return BackboneWithFPN(
+            NarrowResNet(NARROW_WIDTHS),
+            return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
+            in_channels_list=list(NARROW_WIDTHS),
+            out_channels=fpn_channels,
+            extra_blocks=LastLevelMaxPool(),
+        )
+    raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

@@ -1,0 +1,105 @@
+"""Faster R-CNN with FPN (Ren et al.; Lin et al.) assembled from torchvision's components, with C + 1
+box-classifier outputs whose loss and test scoring follow the chosen long-tail loss (DESIGN §2–§3).
+
+The assembly mirrors torchvision's ``FasterRCNN`` constructor: anchor generator → RPN → multi-scale
+RoIAlign → two-FC box head → ``FastRCNNPredictor``; only the RoI heads are ``LongTailRoIHeads``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import MultiScaleRoIAlign
+
+from ..losses.base import ClassificationLoss
+from .backbones import build_backbone
+from .roi_heads import LongTailRoIHeads
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Scale knobs of the detector; profiles set them (the paper's values are the defaults, DESIGN §5)."""
+
+    backbone: str = "resnet50"
+    pretrained_backbone: bool = False
+    fpn_channels: int = 256
+    min_size: int = 800
+    max_size: int = 1333
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_batch_size_per_image: int = 256
+    rois_per_image: int = 512
+    positive_fraction: float = 0.25
+    representation_size: int = 1024
+    score_thresh: float = 0.0
+    nms_thresh: float = 0.5
+    detections_per_img: int = 300
+
+
+class LongTailFasterRCNN(GeneralizedRCNN):
+    """torchvision's ``GeneralizedRCNN`` with ``LongTailRoIHeads``; ``classifier`` is the final linear
+    layer that the decoupled stage 2 trains alone."""
+
+    @property
+    def classifier(self) -> nn.Linear:
+        return self.roi_heads.box_predictor.cls_score
+
+    @property
+    def classification_loss(self) -> ClassificationLoss:
+        return self.roi_heads.classification_loss
+
+
+def build_detector(config: DetectorConfig, num_classes: int, loss: ClassificationLoss) -> LongTailFasterRCNN:
+    """Faster R-CNN FPN for ``num_classes`` foreground classes whose box classifier is trained by ``loss``."""
+    if loss.num_classes != num_classes:
+        raise ValueError(f"loss was built for {loss.num_classes} classes, the detector for {num_classes}")
+    backbone = build_backbone(config.backbone, config.fpn_channels, config.pretrained_backbone)
+    anchor_generator = AnchorGenerator(
+        sizes=tuple((size,) for size in config.anchor_sizes),
+        aspect_ratios=((0.5, 1.0, 2.0),) * len(config.anchor_sizes),
+    )
+    rpn = RegionProposalNetwork(
+        anchor_generator,
+        RPNHead(backbone.out_channels, anchor_generator.num_anchors_per_location()[0]),
+        fg_iou_thresh=0.7,
+        bg_iou_thresh=0.3,
+        batch_size_per_image=config.rpn_batch_size_per_image,
+        positive_fraction=0.5,
+        pre_nms_top_n={"training": config.rpn_pre_nms_top_n_train, "testing": config.rpn_pre_nms_top_n_test},
+        post_nms_top_n={"training": config.rpn_post_nms_top_n_train, "testing": config.rpn_post_nms_top_n_test},
+        nms_thresh=0.7,
+    )
+    predictor = FastRCNNPredictor(config.representation_size, num_classes + 1)
+    bias = loss.initial_bias()
+    if bias is not None:
+        with torch.no_grad():
+            predictor.cls_score.bias.copy_(bias)
+    pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
+    roi_heads = LongTailRoIHeads(
+        pool,
+        TwoMLPHead(backbone.out_channels * 7 * 7, config.representation_size),
+        predictor,
+        fg_iou_thresh=0.5,
+        bg_iou_thresh=0.5,
+        batch_size_per_image=config.rois_per_image,
+        positive_fraction=config.positive_fraction,
+        bbox_reg_weights=None,
+        score_thresh=config.score_thresh,
+        nms_thresh=config.nms_thresh,
+        detections_per_img=config.detections_per_img,
+        classification_loss=loss,
+    )
+    transform = GeneralizedRCNNTransform(
+        config.min_size, config.max_size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
+    )
+    return LongTailFasterRCNN(backbone, rpn, roi_heads, transform)

@@ -1,0 +1,53 @@
+"""Tables of our runs next to the paper's numbers (the report's side-by-side format)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .io import atomic_output
+
+# Our metric keys → the paper's column names.
+PAPER_COLUMN = {"AP": "mAP", "APr": "APr", "APc": "APc", "APf": "APf", "AP50": "AP50", "AP75": "AP75",
+                "APs": "APs", "APm": "APm", "APl": "APl"}
+
+
+def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Interleave ``ours`` and ``paper`` column by column: (mAP, ours), (mAP, paper), (APr, ours), ...
+
+    Both frames share an index; a row the paper has but we did not run shows NaN under "ours".
+    """
+    index = ours.index.union(paper.index, sort=False)
+    frame = pd.concat(
+        {(column, source): table.reindex(index)[column] for column in columns
+         for source, table in (("ours", ours), ("paper", paper))},
+        axis=1,
+    )
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["metric", "source"])
+    return frame
+
+
+def metrics_row(record: Mapping[str, Any]) -> dict[str, float]:
+    """One run's metrics (percent) under the paper's column names."""
+    return {PAPER_COLUMN[key]: value for key, value in record["metrics"].items() if key in PAPER_COLUMN}
+
+
+def save_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` as CSV atomically (nothing half-written if interrupted)."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        frame.to_csv(tmp)
+    return path
+
+
+def timing_frame(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Wall time per run and stage: training (stage 1 or 2) and evaluation, in seconds."""
+    rows = []
+    for label, record in records.items():
+        timing = record.get("timing", {})
+        rows.append({"run": label, "stage": record["spec"]["stage"], "train_s": timing.get("train_s", float("nan")),
+                     "eval_s": timing.get("eval_s", float("nan"))})
+    return pd.DataFrame(rows).set_index("run")

@@ -1,0 +1,81 @@
+"""The torchvision Faster R-CNN with a pluggable long-tail loss: it trains with every loss, and its
+test-time scores follow the loss (softmax vs sigmoid, background column dropped)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from acsl.data import collate_detection
+from acsl.losses import LOSSES, build_loss
+from acsl.models import BACKBONES, build_backbone, build_detector
+from acsl.profiles import get_profile
+
+
+def _detector(dataset, loss_name, **options):
+    torch.manual_seed(0)
+    loss = build_loss(loss_name, dataset.num_classes, dataset.frequencies, **options)
+    return build_detector(get_profile("smoke").detector, dataset.num_classes, loss)
+
+
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_detector_trains_a_few_steps_and_the_loss_falls(smoke_train, loss_name):
+    model = _detector(smoke_train, loss_name)
+    model.train()
+    images, targets = collate_detection([smoke_train[i] for i in range(4)])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    history = []
+    for _ in range(20):
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    assert sum(history[-5:]) / 5 < 0.85 * sum(history[:5]) / 5, history
+
+
+@pytest.mark.parametrize("loss_name,use_sigmoid", [("softmax_ce", False), ("bce", True), ("acsl", True)])
+def test_test_time_scores_follow_the_loss(smoke_val, loss_name, use_sigmoid):
+    model = _detector(smoke_val, loss_name).eval()
+    heads = model.roi_heads
+    logits = torch.randn(5, smoke_val.num_classes + 1)
+    regression = torch.zeros(5, 4 * (smoke_val.num_classes + 1))
+    proposals = [torch.tensor([[10.0, 10.0, 40.0, 40.0]] * 5)]
+    heads.nms_thresh = 1.1  # keep every candidate so the scores can be compared one to one
+    boxes, scores, labels = heads.postprocess_detections(logits, regression, proposals, [(96, 96)])
+    probs = torch.sigmoid(logits) if use_sigmoid else torch.softmax(logits, -1)
+    expected = probs[:, 1:].reshape(-1)  # background column dropped, not multiplied in
+    top = expected.sort(descending=True).values[: heads.detections_per_img]
+    torch.testing.assert_close(scores[0], top)
+    assert int(labels[0].min()) >= 1 and int(labels[0].max()) <= smoke_val.num_classes
+
+
+def test_detector_outputs_at_most_300_detections_per_image(smoke_val):
+    model = _detector(smoke_val, "acsl", xi=0.7).eval()
+    images, _ = collate_detection([smoke_val[0]])
+    with torch.no_grad():
+        (out,) = model(images)
+    assert out["boxes"].shape[0] <= 300 and out["boxes"].shape[1] == 4
+    assert out["labels"].dtype == torch.int64
+
+
+@pytest.mark.parametrize("name", ["resnet18", "narrow_resnet"])
+def test_backbones_by_name_give_an_fpn(name):
+    backbone = build_backbone(name, fpn_channels=256 if name == "resnet18" else 64)
+    with torch.no_grad():
+        features = backbone(torch.rand(1, 3, 64, 64))
+    assert list(features) == ["0", "1", "2", "3", "pool"]
+
+
+def test_unknown_backbone_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="unknown backbone 'vgg'.*resnet50"):
+        build_backbone("vgg")
+    assert "resnet50" in BACKBONES
+
+
+def test_loss_and_detector_class_counts_must_agree(smoke_val):
+    loss = build_loss("softmax_ce", 3)
+    with pytest.raises(ValueError, match="built for 3 classes"):
+        build_detector(get_profile("smoke").detector, smoke_val.num_classes, loss)
