@@ -63,11 +63,11 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         data=SyntheticConfig(num_categories=60, num_train_images=1000, num_val_images=250, image_size=128, seed=0),
         detector=_cpu_detector(image_size=128, rois_per_image=64),
-        stage1=TrainConfig(epochs=8, batch_size=8, lr=0.02, warmup_iters=100, lr_steps=(6, 7), log_every=10),
+        stage1=TrainConfig(epochs=6, batch_size=8, lr=0.02, warmup_iters=100, lr_steps=(4, 5), log_every=10),
         stage2=TrainConfig(epochs=3, batch_size=8, lr=0.02, warmup_iters=50, lr_steps=(2,), log_every=10),
         eval_batch_size=10,
         model_note="R50-FPN at 800/1333 px → narrow ResNet-FPN (BasicBlock widths 16–128, FPN 64) at 128 px, "
-        "64 RoIs/image, trained from random initialisation; 1x = 8 epochs (lr ×0.1 at 6 and 7), "
+        "64 RoIs/image, trained from random initialisation; 1x = 6 epochs (lr ×0.1 at 4 and 5), "
         "stage 2 = 3 epochs, batch 8",
         description="the embedded synthetic long-tail benchmark on a CPU; minutes",
     ),

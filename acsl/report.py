@@ -113,6 +113,7 @@ def reproduce(
         "run_store": str(Path(run_store).resolve()),
         "data_root": str(Path(data_root).resolve()),
         "output_dir": str(staging),
+        "progress": False,
     }
     results: list[NotebookResult] = []
     try:

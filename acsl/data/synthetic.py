@@ -727,7 +727,7 @@ def generate_benchmark(
 
         pbar = None
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             pbar = tqdm(total=config.num_train_images + config.num_val_images,
                         desc="synthetic benchmark", unit="img")

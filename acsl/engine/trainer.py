@@ -187,7 +187,7 @@ def train(
 
             seen += len(images)
             images_per_s = seen / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{images_per_s:.1f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{images_per_s:.1f}", refresh=False)
             if step % config.log_every == 0 or step == len(batches) - 1:
                 record = {
                     "stage": stage, "epoch": epoch + 1, "iteration": iteration + 1,

@@ -1,0 +1,116 @@
+"""`acsl reproduce`: the Table 2 notebook executes under papermill in the `smoke` profile and publishes
+notebook, HTML, CSV and index; a failing notebook names itself and its cell and leaves the previous
+report in place."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from acsl.cli import main
+from acsl.report import NOTEBOOKS_DIR, NotebookFailed, available_notebooks, reproduce
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduce")
+    results = reproduce(profile="smoke", only=["table2_xi_ablation"], reports_dir=root / "reports",
+                        run_store=root / "runs", data_root=root / "data", progress=False)
+    return root, results
+
+
+def test_table2_notebook_executes_in_smoke_and_publishes_everything(smoke_report):
+    root, results = smoke_report
+    reports = root / "reports"
+    assert [r.name for r in results] == ["table2_xi_ablation"]
+    for name in ("table2_xi_ablation.ipynb", "table2_xi_ablation.html", "table2_xi_ablation.csv", "index.html"):
+        assert (reports / name).is_file(), name
+    assert not (reports / ".staging").exists()
+    index = (reports / "index.html").read_text()
+    assert 'href="table2_xi_ablation.html"' in index and "Table 2" in index
+
+
+def test_table2_csv_has_every_row_with_ours_beside_the_papers(smoke_report):
+    root, _ = smoke_report
+    table = pd.read_csv(root / "reports" / "table2_xi_ablation.csv", header=[0, 1], index_col=[0, 1])
+    methods = [m for m, _ in table.index]
+    assert methods == ["baseline (1x)", "baseline (2x)"] + ["ACSL"] * 6
+    assert [float(x) for m, x in table.index if m == "ACSL"] == [0.01, 0.1, 0.3, 0.5, 0.7, 0.9]
+    for metric in ("mAP", "APr", "APc", "APf"):
+        assert table[(metric, "paper")].notna().all()
+    # ours comes from the runs: each row's numbers equal the run store's metrics.json
+    stored = {}
+    for path in (root / "runs").glob("*/metrics.json"):
+        record = json.loads(path.read_text())
+        spec = record["spec"]
+        key = ("ACSL", dict(spec["loss_options"])["xi"]) if spec["stage"] == 2 else (f"baseline ({spec['schedule']}x)", None)
+        stored[key] = record["metrics"]["AP"]
+    assert len(stored) == 8
+    for (method, xi), value in table[("mAP", "ours")].items():
+        key = (method, None if method != "ACSL" else float(xi))
+        assert value == pytest.approx(round(stored[key], 2), abs=0.006)
+
+
+def test_executed_notebook_keeps_the_parameters_and_the_plot(smoke_report):
+    root, _ = smoke_report
+    executed = nbformat.read(root / "reports" / "table2_xi_ablation.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the ξ plot is missing"
+
+
+def test_a_second_run_reuses_the_run_store(smoke_report):
+    root, first = smoke_report
+    again = reproduce(profile="smoke", only=["table2_xi_ablation"], reports_dir=root / "reports",
+                      run_store=root / "runs", data_root=root / "data", progress=False)
+    assert again[0].wall_s < first[0].wall_s
+
+
+def _failing_notebook(directory):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "quick"\noutput_dir = "."', metadata={"tags": ["parameters"]})
+    nb.cells = [nbformat.v4.new_markdown_cell("# Broken"), params, nbformat.v4.new_code_cell("raise ValueError('boom')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    directory.mkdir()
+    nbformat.write(nb, directory / "broken.ipynb")
+
+
+def test_a_failing_notebook_is_named_with_its_cell_and_the_old_report_stays(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "index.html").write_text("previous report")
+    _failing_notebook(tmp_path / "nbs")
+    with pytest.raises(NotebookFailed, match=r"broken.ipynb failed in cell 3 .*ValueError: boom"):
+        reproduce(profile="smoke", reports_dir=reports, run_store=tmp_path / "runs", data_root=tmp_path / "data",
+                  notebooks_dir=tmp_path / "nbs", progress=False)
+    assert (reports / "index.html").read_text() == "previous report"
+    assert (reports / "failed" / "broken.ipynb").is_file()
+    assert not (reports / "broken.html").exists()
+
+
+def test_cli_exits_nonzero_with_a_clear_message(tmp_path, capsys):
+    _failing_notebook(tmp_path / "nbs")
+    assert main(["eval", "--loss", "focal", "--run-store", str(tmp_path / "runs")]) == 1
+    assert "unknown loss 'focal'" in capsys.readouterr().err
+    assert main(["reproduce", "--only", "table9", "--reports", str(tmp_path / "r")]) == 1
+    assert "unknown notebook(s) ['table9']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--profile", "huge"])
+
+
+def test_run_store_that_is_not_writable_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["eval", "--run-store", str(blocker / "runs")]) == 1
+    assert "run store directory" in capsys.readouterr().err
+
+
+def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
+    for path in available_notebooks(NOTEBOOKS_DIR):
+        notebook = nbformat.read(path, as_version=4)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), path.name
+        assert any("parameters" in c.metadata.get("tags", []) for c in code), path.name
