@@ -18,7 +18,7 @@ from typing import Any
 
 from .data import LVISDetection
 from .data.synthetic import generate_benchmark
-from .engine import load_stage1_weights, predict, resolve_device, train
+from .engine import load_checkpoint, load_stage1_weights, predict, resolve_device, train
 from .engine.trainer import CHECKPOINT_NAME
 from .evaluation import evaluate_lvis
 from .io import atomic_write_json, ensure_writable_dir
@@ -58,6 +58,8 @@ class ExperimentSpec:
         if self.schedule < 1:
             raise ValueError(f"schedule must be a positive multiple of the 1x schedule, got {self.schedule}")
         object.__setattr__(self, "loss_options", tuple(sorted(dict(self.loss_options).items())))
+        # Fail now, not after an hour of stage-1 training, on a bad option such as ξ outside (0, 1].
+        build_loss(self.loss, 3, ("r", "c", "f"), **dict(self.loss_options))
 
     @property
     def parent(self) -> ExperimentSpec | None:
@@ -166,11 +168,8 @@ class RunStore:
         if metrics_path.is_file():
             return json.loads(metrics_path.read_text())
         checkpoint = self.checkpoint(spec)
-        _, val_set, val_json = self.datasets(spec)
-        train_set, _, _ = self.datasets(spec)
+        train_set, val_set, val_json = self.datasets(spec)
         model = self._build(spec, train_set)
-        from .engine import load_checkpoint
-
         model.load_state_dict(load_checkpoint(checkpoint)["model"])
         started = time.perf_counter()
         detections = predict(model, val_set, get_profile(spec.profile).eval_batch_size, self.device, self.progress)
@@ -187,12 +186,10 @@ class RunStore:
             "device": str(self.device),
         }
         atomic_write_json(metrics_path, record)
-        return record
+        return json.loads(metrics_path.read_text())  # the same form a cached read gives
 
 
 def _finished_epochs(checkpoint: Path) -> int:
-    from .engine import load_checkpoint
-
     return int(load_checkpoint(checkpoint)["epoch"])
 
 

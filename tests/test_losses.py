@@ -36,6 +36,14 @@ def test_acsl_gradient_equals_eq7_for_foreground_rois(xi):
     torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-12)
 
 
+def test_acsl_backward_passes_gradcheck_against_finite_differences():
+    from acsl.losses.acsl import _MaskedSigmoidBCE
+
+    logits, labels = _inputs(n=12, seed=10)
+    mask = ACSL(C, FREQS, xi=0.5, seed=0).weight_mask(logits, labels)
+    assert torch.autograd.gradcheck(_MaskedSigmoidBCE.apply, (logits, labels, mask))
+
+
 def test_acsl_statistic_free_applies_eq7_to_background_rois_too():
     logits, labels = _inputs(seed=2, background_share=0.5)
     loss = ACSL(C, xi=0.5, statistic_free=True)(logits, labels)

@@ -29,6 +29,9 @@ import torch.nn.functional as F
 from .base import ClassificationLoss, one_hot_targets
 
 
+_GROUP_BIT = {"f": 1, "c": 2, "r": 4}
+
+
 def _floor_fraction(fraction: float, count: int) -> int:
     """floor(fraction · count), robust to binary rounding (0.1 · 30 must give 3)."""
     return math.floor(round(fraction * count, 9))
@@ -77,11 +80,11 @@ class ACSL(ClassificationLoss):
         self.rare_fraction = float(rare_fraction)
         self.generator = torch.Generator().manual_seed(int(seed))
         if self.class_frequencies is not None:
-            # Column masks over the C + 1 columns (column 0 is background, in no group).
-            groups = ("-",) + self.class_frequencies
-            for group in ("r", "c", "f"):
-                mask = torch.tensor([g == group for g in groups], dtype=torch.bool)
-                self.register_buffer(f"_{group}_columns", mask, persistent=False)
+            # One bit per frequency group for each of the C + 1 columns (column 0, background, has none):
+            # a background RoI suppresses column i when its own bits (always f, c and r when drawn)
+            # share one with column i.
+            bits = [0] + [_GROUP_BIT[g] for g in self.class_frequencies]
+            self.register_buffer("_column_bits", torch.tensor(bits, dtype=torch.uint8), persistent=False)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, xi={self.xi}, statistic_free={self.statistic_free}"
@@ -94,32 +97,62 @@ class ACSL(ClassificationLoss):
         self.generator.set_state(state["generator_state"])
 
     def weights(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The binary weight matrix W (Eq. 6 plus the background schedule), shape ``[N, C + 1]``."""
-        probs = torch.sigmoid(logits.detach())
-        targets = one_hot_targets(labels, logits.shape[1], logits.dtype)
-        confused = (probs >= self.xi).to(logits.dtype)
-        weights = torch.maximum(confused, targets)  # Eq. 6 on every RoI
-        if self.statistic_free:
-            return weights
-        background = labels == 0
-        num_bg = int(background.sum())
-        if num_bg == 0:
-            return weights
-        bg_weights = torch.zeros(num_bg, logits.shape[1], dtype=logits.dtype, device=logits.device)
-        bg_weights[:, 0] = 1.0
-        bg_weights[:, self._f_columns] = 1.0
-        for fraction, columns in ((self.common_fraction, self._c_columns), (self.rare_fraction, self._r_columns)):
-            chosen = torch.randperm(num_bg, generator=self.generator)[: _floor_fraction(fraction, num_bg)]
-            chosen = chosen.to(logits.device)
-            bg_weights[chosen.unsqueeze(1), columns.nonzero().squeeze(1).unsqueeze(0)] = 1.0
-        weights[background] = bg_weights
-        return weights
+        """The binary weight matrix W as ``logits.dtype`` (see ``weight_mask``)."""
+        return self.weight_mask(logits, labels).to(logits.dtype)
+
+    def weight_mask(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The binary weight matrix W (Eq. 6 plus the background schedule), shape ``[N, C + 1]``.
+
+        p_i ≥ ξ is tested in logit space, z_i ≥ log(ξ / (1 − ξ)), which saves a sigmoid over the
+        whole matrix (σ is monotonic, so the two agree up to float rounding at the threshold).
+        """
+        z = logits.detach()
+        threshold = math.inf if self.xi >= 1.0 else math.log(self.xi / (1.0 - self.xi))
+        keep = z >= threshold  # Eq. 6 for i ≠ k
+        if not self.statistic_free:
+            background = labels == 0
+            bg_rows = background.nonzero().squeeze(1)
+            if bg_rows.numel() > 0:
+                row_bits = torch.full((labels.shape[0],), _GROUP_BIT["f"], dtype=torch.uint8, device=z.device)
+                row_bits[self._draw_rows(bg_rows, self.common_fraction)] |= _GROUP_BIT["c"]
+                row_bits[self._draw_rows(bg_rows, self.rare_fraction)] |= _GROUP_BIT["r"]
+                bg_keep = (row_bits.unsqueeze(1) & self._column_bits) != 0
+                keep = torch.where(background.unsqueeze(1), bg_keep, keep)
+        # w_k = 1 on the ground-truth column (column 0 for background RoIs).
+        return keep.scatter_(1, labels.long().unsqueeze(1), True)
+
+    def _draw_rows(self, bg_rows: torch.Tensor, fraction: float) -> torch.Tensor:
+        """Indices of a random floor(fraction · n_bg) of the background RoIs ``bg_rows``."""
+        count = _floor_fraction(fraction, bg_rows.numel())
+        chosen = torch.randperm(bg_rows.numel(), generator=self.generator)[:count].to(bg_rows.device)
+        return bg_rows[chosen]
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self._check_inputs(logits, labels)
         if logits.shape[0] == 0:
             return logits.sum() * 0.0
-        targets = one_hot_targets(labels, logits.shape[1], logits.dtype)
-        weights = self.weights(logits, labels)
-        bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-        return (weights * bce).sum() / logits.shape[0]
+        # half-precision logits (AMP) are summed in float32 over the N × (C + 1) terms
+        z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+        return _MaskedSigmoidBCE.apply(z, labels.long(), self.weight_mask(logits, labels))
+
+
+class _MaskedSigmoidBCE(torch.autograd.Function):
+    """Σ_i w_i · BCE(z_i, y_i) / N for a boolean W and one-hot Y given by ``labels``, with the closed-form
+    gradient of Eq. 7, w_i (p_i − y_i) / N, so no one-hot matrix or float weight matrix is materialised.
+
+    With y one-hot and w_k = 1:  Σ_i w_i BCE(z_i, y_i) = Σ_i w_i softplus(z_i) − Σ_rows z_k.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(logits, labels, mask)
+        num_rois = logits.shape[0]
+        positive = logits.gather(1, labels.unsqueeze(1)).sum()
+        return (F.softplus(logits).mul_(mask).sum() - positive) / num_rois
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        logits, labels, mask = ctx.saved_tensors
+        grad = torch.sigmoid(logits).mul_(mask)
+        grad.scatter_add_(1, labels.unsqueeze(1), torch.full_like(labels, -1, dtype=grad.dtype).unsqueeze(1))
+        return grad.mul_(grad_output / logits.shape[0]), None, None

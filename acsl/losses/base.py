@@ -78,5 +78,7 @@ def _check_frequencies(class_frequencies: Sequence[str] | None, num_classes: int
 
 
 def one_hot_targets(labels: torch.Tensor, num_columns: int, dtype: torch.dtype) -> torch.Tensor:
-    """``[N, num_columns]`` one-hot matrix of ``labels`` (0 = background column)."""
-    return torch.nn.functional.one_hot(labels.long(), num_columns).to(dtype)
+    """``[N, num_columns]`` one-hot matrix of ``labels`` (0 = background column), built directly in
+    ``dtype`` (no int64 intermediate)."""
+    targets = torch.zeros(labels.shape[0], num_columns, dtype=dtype, device=labels.device)
+    return targets.scatter_(1, labels.long().unsqueeze(1), 1.0)
