@@ -15,10 +15,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acsl", description="Adaptive Class Suppression Loss: reproduce the paper.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="generate the synthetic long-tail benchmark of a profile")
-    data.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
-    data.add_argument("--root", default="data")
-    data.add_argument("--seed", type=int, default=0)
+    data = sub.add_parser("data", help="generate, download or check datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    generate = data_sub.add_parser("generate", help="generate the synthetic long-tail benchmark of a profile")
+    generate.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
+    generate.add_argument("--root", default="data")
+    generate.add_argument("--seed", type=int, default=0)
+    download = data_sub.add_parser("download", help="download LVIS annotations or COCO 2017 images (resumable, verified)")
+    download.add_argument("name", help="lvis-v0.5, lvis-v1 or coco2017")
+    download.add_argument("--root", default="data")
+    download.add_argument("--base-url", default=None, help="a mirror to fetch the same file names from")
+    check = data_sub.add_parser("check", help="check an LVIS annotation file and the images it references")
+    check.add_argument("name", help="lvis-v0.5 or lvis-v1")
+    check.add_argument("--root", default="data")
+    check.add_argument("--split", default="val", choices=("train", "val"))
+    check.add_argument("--all-images", action="store_true", help="decode every image, not a sample")
 
     for name, help_text in (("train", "train one experiment (stage 1 or 2)"), ("eval", "train if needed, then evaluate one experiment")):
         cmd = sub.add_parser(name, help=help_text)
@@ -55,18 +66,43 @@ def _spec(args: argparse.Namespace):
                           stage=args.stage, schedule=args.schedule, seed=args.seed)
 
 
+def _data(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.data_command == "generate":
+        from .experiments import profile_benchmark
+
+        print(profile_benchmark(args.profile, args.root, args.seed).root)
+        return 0
+    if args.data_command == "download":
+        from .data.download import download_dataset
+
+        started = time.perf_counter()
+        paths = download_dataset(args.name, args.root, base_url=args.base_url)
+        print(f"{args.name}: {len(paths)} paths ready under {args.root} ({time.perf_counter() - started:.1f} s)")
+        return 0
+    from .data.check import check_lvis, format_report
+
+    versions = {"lvis-v0.5": "v0.5", "lvis-v1": "v1"}
+    if args.name not in versions:
+        raise ValueError(f"unknown dataset {args.name!r} for `data check`; choose one of {', '.join(versions)}")
+    folder = args.name.replace("-", "_")
+    ann_file = Path(args.root) / folder / "annotations" / f"{folder}_{args.split}.json"
+    # v0.5 names images by file name inside COCO's split folder; v1 by coco_url ("train2017/x.jpg").
+    image_root = Path(args.root) / "coco"
+    if versions[args.name] == "v0.5":
+        image_root = image_root / f"{args.split}2017"
+    problems = check_lvis(ann_file, image_root, version=versions[args.name],
+                          check_images="all" if args.all_images else True)
+    print(format_report(problems))
+    return 1 if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "data":
-            from dataclasses import replace
-
-            from .data.synthetic import generate_benchmark
-            from .profiles import get_profile
-
-            config = replace(get_profile(args.profile).data, seed=args.seed)
-            bench = generate_benchmark(f"{args.root}/synthetic-{args.profile}-seed{args.seed}", config)
-            print(bench.root)
+            return _data(args)
         elif args.command in ("train", "eval"):
             from .experiments import RunStore
 
@@ -84,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for result in results:
                 print(f"{result.name:32s} {result.wall_s:8.1f} s   {result.title}")
             print(f"total {time.perf_counter() - started:.1f} s; open {args.reports}/index.html")
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as error:
         print(f"acsl {args.command}: error: {error}", file=sys.stderr)
         return 1
     return 0

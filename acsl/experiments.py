@@ -105,6 +105,12 @@ def decoupled_spec(profile: str, loss: str, seed: int = 0, **loss_options: Optio
     return ExperimentSpec(profile=profile, loss=loss, loss_options=tuple(loss_options.items()), stage=2, seed=seed)
 
 
+def profile_benchmark(profile: str, data_root: str | Path = "data", seed: int = 0, progress: bool = True):
+    """The synthetic benchmark of ``profile`` for ``seed`` under ``data_root``, generated if missing."""
+    config = replace(get_profile(profile).data, seed=seed)
+    return generate_benchmark(Path(data_root) / f"synthetic-{profile}-seed{seed}", config, progress=progress)
+
+
 class RunStore:
     """A directory of runs keyed by spec hash: ``<root>/<spec name>-<hash>/`` holds ``checkpoint.pt``,
     ``log.jsonl`` and ``metrics.json``. Benchmark data are generated under ``data_root``."""
@@ -125,8 +131,7 @@ class RunStore:
     def datasets(self, spec: ExperimentSpec) -> tuple[LVISDetection, LVISDetection, Path]:
         """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing."""
         profile = get_profile(spec.profile)
-        data = replace(profile.data, seed=spec.seed)
-        bench = generate_benchmark(self.data_root / f"synthetic-{profile.name}-seed{spec.seed}", data, progress=self.progress)
+        bench = profile_benchmark(spec.profile, self.data_root, spec.seed, self.progress)
         hflip = profile.stage2.hflip_prob if spec.stage == 2 else profile.stage1.hflip_prob
         train_set = LVISDetection(bench.train_json, bench.train_images, train=True, hflip_prob=hflip, seed=spec.seed)
         val_set = LVISDetection(bench.val_json, bench.val_images)

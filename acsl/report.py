@@ -77,10 +77,14 @@ def _execute(notebook: Path, output: Path, parameters: dict, cwd: Path, progress
             progress_bar=progress, cwd=str(cwd),
         )
     except PapermillExecutionError as error:
+        first_line = (error.source or "").strip().splitlines()[:1]
         raise NotebookFailed(
-            f"notebook {notebook.name} failed in cell {error.cell_index} (execution count {error.exec_count}): "
-            f"{error.ename}: {error.evalue}"
+            f"notebook {notebook.name} failed in cell {error.cell_index} of the executed notebook "
+            f"(counting from 0, the injected-parameters cell included; execution count {error.exec_count}"
+            f"{', starting ' + repr(first_line[0]) if first_line else ''}): {error.ename}: {error.evalue}"
         ) from error
+    except Exception as error:  # dead kernel, timeout, missing kernel, ...
+        raise NotebookFailed(f"notebook {notebook.name} could not be executed: {type(error).__name__}: {error}") from error
 
 
 def _render_html(executed: Path, target: Path) -> None:
@@ -124,13 +128,16 @@ def reproduce(
             executed = staging / notebook.name
             try:
                 _execute(notebook, executed, parameters, cwd=Path.cwd(), progress=progress)
+                try:
+                    _render_html(executed, staging / f"{notebook.stem}.html")
+                except Exception as error:
+                    raise NotebookFailed(f"notebook {notebook.name} ran but could not be rendered to HTML: {error}") from error
             except NotebookFailed:
                 failed_dir = reports / "failed"
                 failed_dir.mkdir(exist_ok=True)
                 if executed.exists():
                     os.replace(executed, failed_dir / notebook.name)
                 raise
-            _render_html(executed, staging / f"{notebook.stem}.html")
             wall = time.perf_counter() - started
             results.append(NotebookResult(notebook.stem, notebook_title(notebook), wall))
             if progress:
@@ -142,18 +149,24 @@ def reproduce(
 
 
 def _publish(staging: Path, reports: Path, results: list[NotebookResult], profile: str) -> None:
-    """Move staged files into place (one rename each) and rewrite the manifest and the index."""
-    for path in sorted(staging.iterdir()):
-        os.replace(path, reports / path.name)
+    """Prepare the new manifest and index in staging, then move every file into place (one rename
+    each, the index last), so an unreadable manifest stops the command before anything moved."""
     manifest_path = reports / MANIFEST_NAME
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    except json.JSONDecodeError as error:
+        raise RuntimeError(f"{manifest_path} is not valid JSON ({error}); delete it to rebuild the index") from error
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    staged = sorted(p.name for p in staging.iterdir())
     for result in results:
-        files = sorted(p.name for p in reports.glob(f"{result.name}*") if p.is_file())
+        previous = {p.name for p in reports.glob(f"{result.name}*") if p.is_file()}
+        files = sorted(previous | {name for name in staged if name.startswith(result.name)})
         manifest[result.name] = {"title": result.title, "profile": profile, "wall_s": round(result.wall_s, 1),
                                  "executed": stamp, "files": files}
-    atomic_write_json(manifest_path, manifest)
-    atomic_write_text(reports / "index.html", render_index(manifest))
+    atomic_write_json(staging / MANIFEST_NAME, manifest)
+    atomic_write_text(staging / "index.html", render_index(manifest))
+    for name in sorted(os.listdir(staging), key=lambda n: n == "index.html"):
+        os.replace(staging / name, reports / name)
 
 
 def render_index(manifest: dict) -> str:

@@ -69,6 +69,24 @@ def test_acsl_weights_follow_the_official_rule():
     assert bool((bg[:, groups == 3] == 1).all()), "all background RoIs suppress frequent classes"
 
 
+def test_background_rois_ignore_the_xi_rule():
+    # Confident (p ≈ 1) background RoIs: the ξ rule would weight every column; the official schedule
+    # weights only the background column, the frequent classes and the drawn common / rare rows.
+    num_bg = 20  # floor(10 %) = 2 common rows, floor(1 %) = 0 rare rows
+    logits = torch.full((num_bg, C + 1), 8.0)
+    w = ACSL(C, FREQS, xi=0.7, seed=0).weights(logits, torch.zeros(num_bg, dtype=torch.long))
+    rare_cols = torch.tensor([False] + [f == "r" for f in FREQS])
+    common_cols = torch.tensor([False] + [f == "c" for f in FREQS])
+    assert float(w[:, rare_cols].sum()) == 0.0
+    assert int((w[:, common_cols].sum(1) > 0).sum()) == 2
+
+
+def test_xi_of_one_compares_probabilities_like_the_official_code():
+    logits = torch.tensor([[0.0, 30.0, 5.0]])  # σ(30) rounds to 1.0 in float32, σ(5) does not
+    w = ACSL(2, xi=1.0, statistic_free=True).weights(logits, torch.tensor([0]))
+    assert w.tolist() == [[1.0, 1.0, 0.0]]
+
+
 @pytest.mark.parametrize("num_bg", [7, 30, 99, 100, 250, 1000])
 def test_background_schedule_picks_floor_10_and_1_percent(num_bg):
     labels = torch.zeros(num_bg + 5, dtype=torch.long)

@@ -78,6 +78,17 @@ def _failing_notebook(directory):
     nbformat.write(nb, directory / "broken.ipynb")
 
 
+def test_figure_notebooks_execute_in_smoke_and_save_their_figures(tmp_path):
+    results = reproduce(profile="smoke", only=["fig1_label_distribution", "fig2_lvis_vs_openimages"],
+                        reports_dir=tmp_path / "reports", run_store=tmp_path / "runs", data_root=tmp_path / "data",
+                        progress=False)
+    assert [r.name for r in results] == ["fig1_label_distribution", "fig2_lvis_vs_openimages"]
+    for name in ("fig1_label_distribution", "fig2_lvis_vs_openimages"):
+        png = tmp_path / "reports" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f'href="{name}.png"' in (tmp_path / "reports" / "index.html").read_text()
+
+
 def test_a_failing_notebook_is_named_with_its_cell_and_the_old_report_stays(tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
@@ -97,6 +108,10 @@ def test_cli_exits_nonzero_with_a_clear_message(tmp_path, capsys):
     assert "unknown loss 'focal'" in capsys.readouterr().err
     assert main(["reproduce", "--only", "table9", "--reports", str(tmp_path / "r")]) == 1
     assert "unknown notebook(s) ['table9']" in capsys.readouterr().err
+    assert main(["data", "check", "openimages", "--root", str(tmp_path)]) == 1
+    assert "unknown dataset 'openimages'" in capsys.readouterr().err
+    assert main(["data", "check", "lvis-v1", "--root", str(tmp_path)]) == 1
+    assert "lvis_v1_val.json: <file>: annotation file not found" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["reproduce", "--profile", "huge"])
 

@@ -1,7 +1,8 @@
 """Per-category statistics of long-tail detection datasets (DESIGN §7, LVIS rules).
 
 The shipped CSVs under ``data/stats`` hold the real per-category train statistics of LVIS v0.5
-and LVIS v1 (see ``data/stats/SOURCES.md``).  The synthetic benchmark (``acsl.data.synthetic``)
+and LVIS v1, and the per-class box counts of the Open Images Challenge 2019 train set (500 classes;
+no per-class image counts exist for it) — see ``data/stats/SOURCES.md``.  The synthetic benchmark (``acsl.data.synthetic``)
 samples its image-count curve from the LVIS v0.5 file.
 
 LVIS frequency rule (Gupta et al., LVIS, CVPR 2019, §3): a category is *rare* if it appears in
@@ -14,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 STATS_DIR: Path = Path(__file__).resolve().parents[2] / "data" / "stats"
@@ -22,6 +24,8 @@ _STAT_FILES: dict[str, str] = {
     "lvis_v0.5": "lvis_v0.5_train_categories.csv",
     "lvis_v1": "lvis_v1_train_categories.csv",
 }
+
+_OPENIMAGES_FILE = "openimages_train_classes.csv"
 
 RARE_MAX_IMAGES = 10
 COMMON_MAX_IMAGES = 100
@@ -75,3 +79,41 @@ def category_instance_counts(lvis_json: Mapping[str, Any]) -> dict[int, int]:
         cid = int(ann["category_id"])
         counts[cid] = counts.get(cid, 0) + 1
     return counts
+
+
+def load_openimages_stats() -> pd.DataFrame:
+    """Load the shipped Open Images Challenge 2019 train statistics (500 classes).
+
+    Columns: id (1-based class order), mid (Freebase MID, unique), name (display name; "Bench" and
+    "Mouse" occur twice under different MIDs), instance_count (bounding boxes per class, not
+    expanded along the class hierarchy). There is no image_count column: per-class image counts
+    were not published (``data/stats/SOURCES.md`` §3).
+    """
+    path = STATS_DIR / _OPENIMAGES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"Open Images class statistics file not found: {path}")
+    return pd.read_csv(path)
+
+
+def _sorted_desc(df: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in df.columns:
+        raise ValueError(
+            f"statistics table has no {column!r} column (columns: {list(df.columns)}); "
+            "Open Images statistics carry instance counts only"
+        )
+    values = df[column].to_numpy(dtype=np.int64)
+    return np.sort(values, kind="stable")[::-1].copy()
+
+
+def sorted_image_counts(df: pd.DataFrame) -> np.ndarray:
+    """Per-category image counts of ``df`` sorted in descending order (int64), e.g. for Figure 1.
+
+    Raises ``ValueError`` when ``df`` has no ``image_count`` column (Open Images).
+    """
+    return _sorted_desc(df, "image_count")
+
+
+def sorted_instance_counts(df: pd.DataFrame) -> np.ndarray:
+    """Per-category instance (box) counts of ``df`` sorted in descending order (int64), e.g. for
+    Figure 2 (LVIS vs Open Images on a log10 axis)."""
+    return _sorted_desc(df, "instance_count")

@@ -2,9 +2,10 @@
 gradient clipping, AMP on CUDA; stage 1 trains the whole detector, stage 2 (decoupled, as in the
 official ACSL code) only the classifier's final linear layer, with RPN and RoI sampling still running.
 
-Each epoch ends with an atomic checkpoint holding the model, optimizer, schedule position and every
-random-number state, so ``resume`` continues an interrupted run to the same result as an uninterrupted
-one. A tqdm bar shows the loss and images/s; ``log.jsonl`` gets one JSON line per logged iteration.
+Each epoch ends with an atomic checkpoint holding the model, optimizer, schedule position, AMP grad
+scaler and every random-number state, so ``resume`` continues an interrupted run to the same result as
+an uninterrupted one — bit for bit on the CPU; on CUDA up to the nondeterminism of kernels such as
+RoIAlign's backward. A tqdm bar shows the loss and images/s; ``log.jsonl`` gets one JSON line per logged iteration.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from ..data import LVISDetection, collate_detection
 from ..models import LongTailFasterRCNN
+from ..io import atomic_write_text
 from .checkpoint import atomic_torch_save, load_checkpoint
 from .schedule import lr_factor
 
@@ -92,11 +94,19 @@ def _restore_rng_state(state: dict, device: torch.device) -> None:
 
 
 def _truncate_log(path: Path, last_iteration: int) -> None:
-    """Drop log lines past the checkpoint, so a resumed run's log reads like an uninterrupted one."""
+    """Drop log lines past the checkpoint (and a line cut short by the interruption), so a resumed
+    run's log reads like an uninterrupted one."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["iteration"] <= last_iteration]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("iteration", last_iteration + 1) <= last_iteration:
+            kept.append(line)
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def train(
@@ -137,22 +147,26 @@ def train(
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
     log_path = out_dir / LOG_NAME
-    start_epoch = 0
-    torch.manual_seed(seed)
-    if resume and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _restore_rng_state(state["rng"], device)
-        start_epoch = state["epoch"]
-        _truncate_log(log_path, start_epoch * iters_per_epoch)
-    elif log_path.exists():
-        log_path.unlink()
-
     use_amp = amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    start_epoch = 0
+    torch.manual_seed(seed)
+    if resume and checkpoint_path.exists():
+        # Loaded on the CPU: random-number states must stay CPU byte tensors; load_state_dict copies
+        # weights onto the model's device.
+        state = load_checkpoint(checkpoint_path, map_location="cpu")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state.get("scaler", {}))
+        _restore_rng_state(state["rng"], device)
+        start_epoch = state["epoch"]
+        _truncate_log(log_path, start_epoch * iters_per_epoch)
+    else:
+        log_path.unlink(missing_ok=True)
+        checkpoint_path.unlink(missing_ok=True)  # never pair a stale checkpoint with a fresh log
 
     for epoch in range(start_epoch, config.epochs):
         _set_train_mode(model, stage)
@@ -204,6 +218,7 @@ def train(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
                 "epoch": epoch + 1,
                 "stage": stage,
                 "config": asdict(config),

@@ -94,7 +94,7 @@ class ACSL(ClassificationLoss):
         return {"generator_state": self.generator.get_state()}
 
     def set_extra_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator_state"])
+        self.generator.set_state(state["generator_state"].cpu())
 
     def weights(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The binary weight matrix W as ``logits.dtype`` (see ``weight_mask``)."""
@@ -103,12 +103,14 @@ class ACSL(ClassificationLoss):
     def weight_mask(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The binary weight matrix W (Eq. 6 plus the background schedule), shape ``[N, C + 1]``.
 
-        p_i ≥ ξ is tested in logit space, z_i ≥ log(ξ / (1 − ξ)), which saves a sigmoid over the
-        whole matrix (σ is monotonic, so the two agree up to float rounding at the threshold).
+        For ξ < 1, p_i ≥ ξ is tested in logit space, z_i ≥ log(ξ / (1 − ξ)), which saves a sigmoid over
+        the whole matrix (σ is monotonic, so the two agree up to float rounding at the threshold).
         """
         z = logits.detach()
-        threshold = math.inf if self.xi >= 1.0 else math.log(self.xi / (1.0 - self.xi))
-        keep = z >= threshold  # Eq. 6 for i ≠ k
+        if self.xi < 1.0:
+            keep = z >= math.log(self.xi / (1.0 - self.xi))  # Eq. 6 for i ≠ k
+        else:  # p ≥ 1 only where σ(z) rounds to 1, as in the official code
+            keep = torch.sigmoid(z) >= self.xi
         if not self.statistic_free:
             background = labels == 0
             bg_rows = background.nonzero().squeeze(1)
