@@ -197,3 +197,32 @@ def test_image_size_mismatch(files):
     Image.fromarray(np.zeros((5, 5, 3), dtype=np.uint8)).save(images / "b.png")
     with pytest.raises(ImageReadError, match="5x5"):
         LVISDetection(ann, images)[1]
+
+
+def test_v1_images_resolve_inside_coco_split_folders(tmp_path):
+    """LVIS v1 mixes COCO train2017 and val2017 images: with the COCO folder as image root, coco_url's
+    last two parts ("val2017/x.jpg") pick the split folder."""
+    from PIL import Image
+
+    (tmp_path / "coco" / "val2017").mkdir(parents=True)
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "coco" / "val2017" / "000000000005.jpg")
+    data = {
+        "images": [{"id": 5, "width": 40, "height": 30,
+                    "coco_url": "http://images.cocodataset.org/val2017/000000000005.jpg"}],
+        "annotations": [{"id": 1, "image_id": 5, "category_id": 1, "bbox": [2, 3, 10, 12], "area": 120.0,
+                         "segmentation": [[2, 3, 12, 3, 12, 15, 2, 15]]}],
+        "categories": [{"id": 1, "name": "thing", "frequency": "r", "synset": "thing.n.01"}],
+    }
+    ann = tmp_path / "lvis_v1_val.json"
+    ann.write_text(json.dumps(data))
+    ds = LVISDetection(ann, tmp_path / "coco")
+    assert ds.image_path(0) == tmp_path / "coco" / "val2017" / "000000000005.jpg"
+    image, target = ds[0]
+    assert image.shape == (3, 30, 40) and target["boxes"].tolist() == [[2.0, 3.0, 12.0, 15.0]]
+
+
+def test_empty_category_list_is_named(tmp_path):
+    ann = tmp_path / "empty.json"
+    ann.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    with pytest.raises(AnnotationError, match=r"empty.json.*categories.*non-empty list"):
+        LVISDetection(ann, tmp_path)

@@ -154,25 +154,23 @@ def _candidate_names(info: dict[str, Any], version: str) -> list[str]:
     return [n for n in names if not (n in seen or seen.add(n))]
 
 
+def image_path_candidates(info: dict[str, Any], image_root: str | Path, version: str | None = None) -> list[Path]:
+    """Where the image of LVIS ``images`` record ``info`` may lie under ``image_root``, best first.
+
+    v0.5: ``image_root / file_name``, then the COCO-2017 name built from the trailing 12-digit id of
+    ``file_name`` ("COCO_val2014_000000397133.jpg" → "000000397133.jpg"), then ``coco_url``'s parts.
+    v1: the last two parts of ``coco_url`` ("train2017/x.jpg"), then its basename (then
+    ``file_name`` if one is present). ``version=None`` uses v0.5 rules when ``file_name`` is present.
+    """
+    v = _normalize_version(version) or ("v0.5" if isinstance(info.get("file_name"), str) else "v1")
+    return [Path(image_root) / name for name in _candidate_names(info, v)]
+
+
 def resolve_image_path(
     info: dict[str, Any], image_root: str | Path, version: str | None = None
 ) -> Path | None:
-    """Path of the image described by LVIS ``images`` record ``info`` under ``image_root``.
-
-    v0.5: ``image_root / file_name``, else the COCO-2017 name built from the trailing 12-digit id of
-    ``file_name`` ("COCO_val2014_000000397133.jpg" → "000000397133.jpg"), else the basename of
-    ``coco_url``. v1: the last two parts of ``coco_url`` ("train2017/x.jpg"), then its basename (then
-    ``file_name`` if one is present).
-    ``version=None`` uses v0.5 rules when ``file_name`` is present. Returns the first candidate
-    that exists, or ``None`` when none does.
-    """
-    v = _normalize_version(version) or ("v0.5" if isinstance(info.get("file_name"), str) else "v1")
-    root = Path(image_root)
-    for name in _candidate_names(info, v):
-        p = root / name
-        if p.is_file():
-            return p
-    return None
+    """The first of ``image_path_candidates`` that exists, or ``None`` when none does."""
+    return next((p for p in image_path_candidates(info, image_root, version) if p.is_file()), None)
 
 
 def _decode_problem(path: Path, info: dict[str, Any]) -> str | None:
@@ -187,6 +185,16 @@ def _decode_problem(path: Path, info: dict[str, Any]) -> str | None:
     if _is_int(iw) and _is_int(ih) and (w, h) != (iw, ih):
         return f"image is {w}x{h} pixels but the annotation file says {iw}x{ih}"
     return None
+
+
+def _check_unique_id(out: Any, field: str, value: Any, seen: set[int], kind: str) -> None:
+    """Report ``value`` unless it is an integer id not seen before; remember it when it is."""
+    if not _is_int(value):
+        out.add(f"{field}.id", f"expected an integer id, got {_short(value)}")
+    elif value in seen:
+        out.add(f"{field}.id", f"duplicate {kind} id {value}")
+    else:
+        seen.add(value)
 
 
 def check_lvis(
@@ -271,12 +279,7 @@ def check_lvis(
             out.add(f, f"expected an object, got {_short(c)}")
             continue
         cid = c.get("id")
-        if not _is_int(cid):
-            out.add(f"{f}.id", f"expected an integer id, got {_short(cid)}")
-        elif cid in cat_ids:
-            out.add(f"{f}.id", f"duplicate category id {cid}")
-        else:
-            cat_ids.add(cid)
+        _check_unique_id(out, f, cid, cat_ids, "category")
         if not isinstance(c.get("name"), str):
             out.add(f"{f}.name", f"expected a string, got {_short(c.get('name'))}")
         freq = c.get("frequency")
@@ -346,12 +349,7 @@ def check_lvis(
             out.add(f, f"expected an object, got {_short(a)}")
             continue
         aid = a.get("id")
-        if not _is_int(aid):
-            out.add(f"{f}.id", f"expected an integer id, got {_short(aid)}")
-        elif aid in ann_ids:
-            out.add(f"{f}.id", f"duplicate annotation id {aid}")
-        else:
-            ann_ids.add(aid)
+        _check_unique_id(out, f, aid, ann_ids, "annotation")
         iid, cid = a.get("image_id"), a.get("category_id")
         if not _is_int(iid):
             out.add(f"{f}.image_id", f"expected an integer image id, got {_short(iid)}")

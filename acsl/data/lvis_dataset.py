@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -212,12 +211,13 @@ class LVISDetection(torch.utils.data.Dataset):
         return self.lvis.imgs[self.image_ids[index]]
 
     def image_path(self, index: int) -> Path:
-        """Path of item ``index``'s image (``file_name``, else the basename of ``coco_url``)."""
-        info = self.image_info(index)
-        name = info.get("file_name")
-        if not isinstance(name, str):
-            name = os.path.basename(str(info["coco_url"]).rstrip("/"))
-        return self.image_root / name
+        """Path of item ``index``'s image: the first existing of ``image_path_candidates`` (v0.5
+        ``file_name``, v1 ``coco_url`` as "train2017/x.jpg" or "x.jpg"), else the best candidate, which
+        the reader then reports as missing."""
+        from .check import image_path_candidates
+
+        candidates = image_path_candidates(self.image_info(index), self.image_root)
+        return next((p for p in candidates if p.is_file()), candidates[0])
 
     def _load_image(self, index: int) -> torch.Tensor:
         path = self.image_path(index)
