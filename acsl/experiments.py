@@ -24,7 +24,8 @@ from .evaluation import evaluate_lvis
 from .io import atomic_write_json, ensure_writable_dir
 from .losses import LOSSES, build_loss
 from .models import build_detector
-from .profiles import Profile, get_profile
+from .data.synthetic import SyntheticConfig
+from .profiles import LVISData, Profile, get_profile
 
 SPEC_FORMAT_VERSION = 1
 METRICS_NAME = "metrics.json"
@@ -79,7 +80,7 @@ class ExperimentSpec:
         return {
             "format": SPEC_FORMAT_VERSION,
             "spec": asdict(self),
-            "data": asdict(replace(profile.data, seed=self.seed)),
+            "data": asdict(_seeded(profile.data, self.seed)),
             "detector": asdict(profile.detector),
             "train": asdict(profile.stage2 if self.stage == 2 else self.stage1_config(profile)),
             "parent": self.parent.hash if self.parent else None,
@@ -105,10 +106,33 @@ def decoupled_spec(profile: str, loss: str, seed: int = 0, **loss_options: Optio
     return ExperimentSpec(profile=profile, loss=loss, loss_options=tuple(loss_options.items()), stage=2, seed=seed)
 
 
+def _seeded(data, seed: int):
+    """A synthetic benchmark is generated from the spec's seed; real data is what it is."""
+    return replace(data, seed=seed) if isinstance(data, SyntheticConfig) else data
+
+
 def profile_benchmark(profile: str, data_root: str | Path = "data", seed: int = 0, progress: bool = True):
     """The synthetic benchmark of ``profile`` for ``seed`` under ``data_root``, generated if missing."""
-    config = replace(get_profile(profile).data, seed=seed)
+    data = get_profile(profile).data
+    if not isinstance(data, SyntheticConfig):
+        raise ValueError(f"profile {profile!r} uses real data, not the synthetic benchmark")
+    config = replace(data, seed=seed)
     return generate_benchmark(Path(data_root) / f"synthetic-{profile}-seed{seed}", config, progress=progress)
+
+
+def lvis_files(version: str, data_root: str | Path) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
+    """((train annotations, image root), (val annotations, image root)) of real LVIS under ``data_root``,
+    or a ``DataMissingError`` listing what is missing and the command that fetches it."""
+    from .data.download import require_data
+
+    root = Path(data_root)
+    require_data(f"lvis-{version}", root)
+    require_data("coco2017", root)
+    folder = root / f"lvis_{version}" / "annotations"
+    if version == "v0.5":  # file_name inside COCO's split folders
+        return ((folder / "lvis_v0.5_train.json", root / "coco" / "train2017"),
+                (folder / "lvis_v0.5_val.json", root / "coco" / "val2017"))
+    return ((folder / "lvis_v1_train.json", root / "coco"), (folder / "lvis_v1_val.json", root / "coco"))
 
 
 class RunStore:
@@ -131,11 +155,16 @@ class RunStore:
     def datasets(self, spec: ExperimentSpec) -> tuple[LVISDetection, LVISDetection, Path]:
         """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing."""
         profile = get_profile(spec.profile)
-        bench = profile_benchmark(spec.profile, self.data_root, spec.seed, self.progress)
         hflip = profile.stage2.hflip_prob if spec.stage == 2 else profile.stage1.hflip_prob
-        train_set = LVISDetection(bench.train_json, bench.train_images, train=True, hflip_prob=hflip, seed=spec.seed)
-        val_set = LVISDetection(bench.val_json, bench.val_images)
-        return train_set, val_set, Path(bench.val_json)
+        if isinstance(profile.data, LVISData):
+            (train_json, train_images), (val_json, val_images) = lvis_files(profile.data.version, self.data_root)
+        else:
+            bench = profile_benchmark(spec.profile, self.data_root, spec.seed, self.progress)
+            (train_json, train_images), (val_json, val_images) = (
+                (bench.train_json, bench.train_images), (bench.val_json, bench.val_images))
+        train_set = LVISDetection(train_json, train_images, train=True, hflip_prob=hflip, seed=spec.seed)
+        val_set = LVISDetection(val_json, val_images)
+        return train_set, val_set, Path(val_json)
 
     def _build(self, spec: ExperimentSpec, train_set: LVISDetection):
         import torch

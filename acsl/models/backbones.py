@@ -48,19 +48,27 @@ class NarrowResNet(nn.Module):
         self.layer4 = _basic_stage(widths[2], widths[3], stride=2)
 
 
-def build_backbone(name: str, fpn_channels: int = 256, pretrained_backbone: bool = False) -> BackboneWithFPN:
-    """A backbone with FPN outputs ``'0'..'3'`` (strides 4–32) plus ``'pool'`` (stride 64)."""
+def build_backbone(
+    name: str, fpn_channels: int = 256, pretrained_backbone: bool = False, frozen_norm: bool = False
+) -> BackboneWithFPN:
+    """A backbone with FPN outputs ``'0'..'3'`` (strides 4–32) plus ``'pool'`` (stride 64).
+
+    ``pretrained_backbone`` loads torchvision's ImageNet weights; ``frozen_norm`` (implied by it) builds
+    the ResNet with frozen batch norms and its stem and first stage frozen, as torchvision does for
+    detectors that start from trained weights (e.g. a COCO-trained detector, DESIGN §5).
+    """
     if name in TORCHVISION_RESNETS:
         weights = None
         if pretrained_backbone:
             from torchvision.models import get_model_weights
 
             weights = get_model_weights(name).DEFAULT
+        frozen = pretrained_backbone or frozen_norm
         backbone = resnet_fpn_backbone(
             backbone_name=name,
             weights=weights,
-            norm_layer=FrozenBatchNorm2d if pretrained_backbone else nn.BatchNorm2d,
-            trainable_layers=3 if pretrained_backbone else 5,
+            norm_layer=FrozenBatchNorm2d if frozen else nn.BatchNorm2d,
+            trainable_layers=3 if frozen else 5,
         )
         if fpn_channels != backbone.out_channels:
             raise ValueError(f"backbone {name!r} uses torchvision's FPN width 256, got fpn_channels={fpn_channels}")

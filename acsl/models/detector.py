@@ -8,6 +8,7 @@ RoIAlign → two-FC box head → ``FastRCNNPredictor``; only the RoI heads are `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -29,6 +30,9 @@ class DetectorConfig:
 
     backbone: str = "resnet50"
     pretrained_backbone: bool = False
+    # Start from a trained detector: "torchvision-coco" (torchvision's COCO-trained Faster R-CNN R50-FPN,
+    # fetched once into the torch hub cache) or the path of a local state dict; None: random init.
+    init: str | None = None
     fpn_channels: int = 256
     min_size: int = 800
     max_size: int = 1333
@@ -63,7 +67,8 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
     """Faster R-CNN FPN for ``num_classes`` foreground classes whose box classifier is trained by ``loss``."""
     if loss.num_classes != num_classes:
         raise ValueError(f"loss was built for {loss.num_classes} classes, the detector for {num_classes}")
-    backbone = build_backbone(config.backbone, config.fpn_channels, config.pretrained_backbone)
+    backbone = build_backbone(config.backbone, config.fpn_channels, config.pretrained_backbone,
+                              frozen_norm=config.init is not None)
     anchor_generator = AnchorGenerator(
         sizes=tuple((size,) for size in config.anchor_sizes),
         aspect_ratios=((0.5, 1.0, 2.0),) * len(config.anchor_sizes),
@@ -102,4 +107,53 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
     transform = GeneralizedRCNNTransform(
         config.min_size, config.max_size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
     )
-    return LongTailFasterRCNN(backbone, rpn, roi_heads, transform)
+    model = LongTailFasterRCNN(backbone, rpn, roi_heads, transform)
+    if config.init is not None:
+        load_detector_init(model, config.init)
+    return model
+
+
+TORCHVISION_COCO = "torchvision-coco"
+
+
+def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
+    """Initialise every layer but the box predictor from a trained Faster R-CNN FPN (the official ACSL
+    code starts from a COCO-trained detector, DESIGN §5). The predictor keeps its fresh C + 1 outputs.
+
+    ``init`` is ``"torchvision-coco"`` — torchvision's ``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``,
+    downloaded once into ``$TORCH_HOME/hub/checkpoints`` (on a machine without internet, copy
+    ``fasterrcnn_resnet50_fpn_coco-258fb6c6.pth`` there) — or the path of a saved state dict (a
+    torchvision Faster R-CNN's, or an acsl checkpoint with a ``"model"`` entry).
+    """
+    if init == TORCHVISION_COCO:
+        from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+        try:
+            state = FasterRCNN_ResNet50_FPN_Weights.COCO_V1.get_state_dict(progress=True, check_hash=True)
+        except OSError as error:
+            raise RuntimeError(
+                f"cannot fetch torchvision's COCO-trained Faster R-CNN ({FasterRCNN_ResNet50_FPN_Weights.COCO_V1.url}): "
+                f"{error}; without internet, copy that file into $TORCH_HOME/hub/checkpoints or set the detector's "
+                "init to the path of a local copy"
+            ) from error
+    else:
+        path = Path(init)
+        if not path.is_file():
+            raise FileNotFoundError(f"detector init weights not found: {path} (expected '{TORCHVISION_COCO}' or a file)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+            state = state["model"]
+    own = model.state_dict()
+    weights = {k: v for k, v in state.items()
+               if not k.startswith("roi_heads.box_predictor.") and ".classification_loss." not in k
+               and not k.endswith("num_batches_tracked")}  # frozen batch norms keep no counter
+    mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+    unexpected = [k for k in weights if k not in own]
+    missing = [k for k in own if k not in weights and not k.startswith("roi_heads.box_predictor.")
+               and ".classification_loss." not in k and not k.endswith("num_batches_tracked")]
+    if mismatched or unexpected or missing:
+        raise RuntimeError(
+            f"init weights {init} do not fit this detector: "
+            f"mismatched shapes {mismatched[:3]}, unexpected {unexpected[:3]}, missing {missing[:3]}"
+        )
+    model.load_state_dict(weights, strict=False)
