@@ -78,8 +78,9 @@ def _failing_notebook(directory):
     nbformat.write(nb, directory / "broken.ipynb")
 
 
-def test_figure_notebooks_execute_in_smoke_and_save_their_figures(tmp_path):
-    results = reproduce(profile="smoke", only=["fig1_label_distribution", "fig2_lvis_vs_openimages"],
+@pytest.mark.parametrize("profile", ["smoke", "lvis-v0.5"])  # lvis-v0.5 without downloads: shipped statistics
+def test_figure_notebooks_execute_and_save_their_figures(tmp_path, profile):
+    results = reproduce(profile=profile, only=["fig1_label_distribution", "fig2_lvis_vs_openimages"],
                         reports_dir=tmp_path / "reports", run_store=tmp_path / "runs", data_root=tmp_path / "data",
                         progress=False)
     assert [r.name for r in results] == ["fig1_label_distribution", "fig2_lvis_vs_openimages"]
