@@ -145,6 +145,7 @@ class RunStore:
         self.data_root = Path(data_root)
         self.device = resolve_device(device)
         self.progress = progress
+        self._loaded: dict[tuple, tuple[LVISDetection, LVISDetection, Path]] = {}
 
     def run_dir(self, spec: ExperimentSpec) -> Path:
         return self.root / f"{spec.name}-{spec.hash}"
@@ -153,7 +154,14 @@ class RunStore:
         return (self.run_dir(spec) / METRICS_NAME).is_file()
 
     def datasets(self, spec: ExperimentSpec) -> tuple[LVISDetection, LVISDetection, Path]:
-        """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing."""
+        """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing;
+        loaded once per store (real LVIS annotation files take a while to parse)."""
+        key = (spec.profile, spec.seed, spec.stage)
+        if key not in self._loaded:
+            self._loaded[key] = self._load_datasets(spec)
+        return self._loaded[key]
+
+    def _load_datasets(self, spec: ExperimentSpec) -> tuple[LVISDetection, LVISDetection, Path]:
         profile = get_profile(spec.profile)
         hflip = profile.stage2.hflip_prob if spec.stage == 2 else profile.stage1.hflip_prob
         if isinstance(profile.data, LVISData):
