@@ -37,12 +37,17 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--loss", default="softmax_ce")
         cmd.add_argument("--stage", type=int, default=1, choices=(1, 2))
         cmd.add_argument("--schedule", type=int, default=1, help="multiple of the profile's 1x stage-1 schedule")
-        cmd.add_argument("--xi", type=float, default=None, help="ACSL's ξ")
+        cmd.add_argument("--xi", type=float, default=None, help="ACSL's ξ (same as --option xi=VALUE)")
         cmd.add_argument("--statistic-free", action="store_true", help="ACSL without the frequency schedule")
+        cmd.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                         help="a loss option, e.g. --option xi=0.7 (repeatable)")
+        cmd.add_argument("--batch-size", type=int, default=None,
+                         help="total images per step over all processes (default: the profile's); the lr scales linearly")
         cmd.add_argument("--seed", type=int, default=0)
-        cmd.add_argument("--device", default="auto")
+        cmd.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: cuda:LOCAL_RANK)")
         cmd.add_argument("--run-store", default="runs")
         cmd.add_argument("--data-root", default="data")
+        cmd.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     rep = sub.add_parser("reproduce", help="execute the notebooks with papermill into reports/")
     rep.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
@@ -51,19 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--run-store", default="runs")
     rep.add_argument("--data-root", default="data")
     rep.add_argument("--device", default="auto")
+    rep.add_argument("--processes", type=int, default=1,
+                     help="train each run with this many processes (torchrun), for notebooks that take the parameter")
     return parser
 
 
 def _spec(args: argparse.Namespace):
-    from .experiments import ExperimentSpec
+    from .experiments import ExperimentSpec, parse_option
 
-    options: dict = {}
+    options: dict = dict(parse_option(text) for text in args.option)
     if args.xi is not None:
         options["xi"] = args.xi
     if args.statistic_free:
         options["statistic_free"] = True
     return ExperimentSpec(profile=args.profile, loss=args.loss, loss_options=tuple(options.items()),
-                          stage=args.stage, schedule=args.schedule, seed=args.seed)
+                          stage=args.stage, schedule=args.schedule, seed=args.seed, batch_size=args.batch_size)
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -104,19 +111,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "data":
             return _data(args)
         elif args.command in ("train", "eval"):
+            from .engine import distributed
             from .experiments import RunStore
 
             spec = _spec(args)
-            store = RunStore(args.run_store, data_root=args.data_root, device=args.device)
-            if args.command == "train":
-                print(store.checkpoint(spec))
-            else:
-                print(json.dumps(store.metrics(spec)["metrics"], indent=2))
+            # Under `torchrun --nproc_per_node K -m acsl train ...` every process joins the group here.
+            with distributed.process_group(args.device) as device:
+                store = RunStore(args.run_store, data_root=args.data_root, device=str(device),
+                                 progress=not args.no_progress)
+                if args.command == "train":
+                    result = str(store.checkpoint(spec))
+                else:
+                    result = json.dumps(store.metrics(spec)["metrics"], indent=2)
+                if distributed.is_main_process():
+                    print(result)
         elif args.command == "reproduce":
             from .report import reproduce
 
             started = time.perf_counter()
-            results = reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root, args.device)
+            results = reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root, args.device,
+                                processes=args.processes)
             for result in results:
                 print(f"{result.name:32s} {result.wall_s:8.1f} s   {result.title}")
             print(f"total {time.perf_counter() - started:.1f} s; open {args.reports}/index.html")

@@ -18,8 +18,8 @@ from typing import Any
 
 from .data import LVISDetection
 from .data.synthetic import generate_benchmark
-from .engine import load_checkpoint, load_stage1_weights, predict, resolve_device, train
-from .engine.trainer import CHECKPOINT_NAME
+from .engine import distributed, load_checkpoint, load_stage1_weights, predict, resolve_device, train
+from .engine.trainer import CHECKPOINT_NAME, TrainConfig, scale_lr_to_batch
 from .evaluation import evaluate_lvis
 from .io import atomic_write_json, ensure_writable_dir
 from .losses import LOSSES, build_loss
@@ -27,7 +27,8 @@ from .models import build_detector
 from .data.synthetic import SyntheticConfig
 from .profiles import LVISData, Profile, get_profile
 
-SPEC_FORMAT_VERSION = 1
+# 2: anchors and RoIs sampled per image from (seed, epoch, index); total batch size in the spec.
+SPEC_FORMAT_VERSION = 2
 METRICS_NAME = "metrics.json"
 REPORTED_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 
@@ -39,8 +40,9 @@ class ExperimentSpec:
     """One trained-and-evaluated detector.
 
     stage 1 trains the whole detector with ``loss`` for ``schedule`` × the profile's stage-1 epochs;
-    stage 2 starts from the stage-1 softmax baseline (1x, same profile and seed) and trains only the
-    classifier with ``loss`` for the profile's stage-2 epochs.
+    stage 2 starts from the stage-1 softmax baseline (1x, same profile, seed and batch size) and trains
+    only the classifier with ``loss`` for the profile's stage-2 epochs. ``batch_size`` (the total over all
+    processes; None: the profile's) scales the lr linearly (``scale_lr_to_batch``).
     """
 
     profile: str
@@ -49,6 +51,7 @@ class ExperimentSpec:
     stage: int = 1
     schedule: int = 1
     seed: int = 0
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -58,6 +61,8 @@ class ExperimentSpec:
             raise ValueError(f"stage must be 1 or 2, got {self.stage}")
         if self.schedule < 1:
             raise ValueError(f"schedule must be a positive multiple of the 1x schedule, got {self.schedule}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 (or None for the profile's), got {self.batch_size}")
         object.__setattr__(self, "loss_options", tuple(sorted(dict(self.loss_options).items())))
         # Fail now, not after an hour of stage-1 training, on a bad option such as ξ outside (0, 1].
         build_loss(self.loss, 3, ("r", "c", "f"), **dict(self.loss_options))
@@ -67,12 +72,13 @@ class ExperimentSpec:
         """The stage-1 detector a stage-2 spec starts from."""
         if self.stage == 1:
             return None
-        return ExperimentSpec(profile=self.profile, seed=self.seed)
+        return ExperimentSpec(profile=self.profile, seed=self.seed, batch_size=self.batch_size)
 
     @property
     def name(self) -> str:
         options = "-".join(f"{k}{v}" for k, v in self.loss_options)
-        return "_".join(p for p in (self.profile, f"stage{self.stage}", self.loss, options, f"{self.schedule}x", f"seed{self.seed}") if p)
+        batch = f"batch{self.batch_size}" if self.batch_size is not None else ""
+        return "_".join(p for p in (self.profile, f"stage{self.stage}", self.loss, options, f"{self.schedule}x", batch, f"seed{self.seed}") if p)
 
     def resolved(self) -> dict[str, Any]:
         """Everything that decides the result, as plain JSON data."""
@@ -82,13 +88,20 @@ class ExperimentSpec:
             "spec": asdict(self),
             "data": asdict(_seeded(profile.data, self.seed)),
             "detector": asdict(profile.detector),
-            "train": asdict(profile.stage2 if self.stage == 2 else self.stage1_config(profile)),
+            "train": asdict(self.train_config()),
             "parent": self.parent.hash if self.parent else None,
         }
 
-    def stage1_config(self, profile: Profile):
-        base = profile.stage1
-        return replace(base, epochs=base.epochs * self.schedule, lr_steps=tuple(s * self.schedule for s in base.lr_steps))
+    def train_config(self) -> TrainConfig:
+        """The training schedule of this spec: the profile's stage-1 schedule stretched by ``schedule``,
+        or its stage-2 schedule, at the spec's total batch size."""
+        profile = get_profile(self.profile)
+        if self.stage == 2:
+            config = profile.stage2
+        else:
+            base = profile.stage1
+            config = replace(base, epochs=base.epochs * self.schedule, lr_steps=tuple(s * self.schedule for s in base.lr_steps))
+        return config if self.batch_size is None else scale_lr_to_batch(config, self.batch_size)
 
     @property
     def hash(self) -> str:
@@ -140,11 +153,16 @@ class RunStore:
     ``log.jsonl`` and ``metrics.json``. Benchmark data are generated under ``data_root``."""
 
     def __init__(self, root: str | Path = "runs", data_root: str | Path = "data", device: str = "auto",
-                 progress: bool = True) -> None:
+                 progress: bool = True, processes: int = 1) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be >= 1, got {processes}")
         self.root = ensure_writable_dir(root, "run store")
         self.data_root = Path(data_root)
+        self.device_name = str(device)
         self.device = resolve_device(device)
         self.progress = progress
+        # Training with K > 1 processes is handed to `torchrun --nproc_per_node K -m acsl train`.
+        self.processes = processes
         self._loaded: dict[tuple, tuple[LVISDetection, LVISDetection, Path]] = {}
 
     def run_dir(self, spec: ExperimentSpec) -> Path:
@@ -167,7 +185,8 @@ class RunStore:
         if isinstance(profile.data, LVISData):
             (train_json, train_images), (val_json, val_images) = lvis_files(profile.data.version, self.data_root)
         else:
-            bench = profile_benchmark(spec.profile, self.data_root, spec.seed, self.progress)
+            with distributed.main_process_first():  # rank 0 generates, the others then read
+                bench = profile_benchmark(spec.profile, self.data_root, spec.seed, self.progress and distributed.is_main_process())
             (train_json, train_images), (val_json, val_images) = (
                 (bench.train_json, bench.train_images), (bench.val_json, bench.val_images))
         train_set = LVISDetection(train_json, train_images, train=True, hflip_prob=hflip, seed=spec.seed)
@@ -180,20 +199,22 @@ class RunStore:
         profile = get_profile(spec.profile)
         torch.manual_seed(spec.seed)
         options = dict(spec.loss_options)
-        if spec.loss == "acsl":
-            options.setdefault("seed", spec.seed)
+        if spec.loss == "acsl":  # its own random stream, different on every process
+            options.setdefault("seed", spec.seed + 1_000_003 * distributed.rank())
         loss = build_loss(spec.loss, train_set.num_classes, train_set.frequencies, **options)
         return build_detector(profile.detector, train_set.num_classes, loss)
 
     def checkpoint(self, spec: ExperimentSpec) -> Path:
         """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
-        profile = get_profile(spec.profile)
         run_dir = self.run_dir(spec)
-        train_set, _, _ = self.datasets(spec)
-        config = profile.stage2 if spec.stage == 2 else spec.stage1_config(profile)
+        config = spec.train_config()
         checkpoint = run_dir / CHECKPOINT_NAME
         if checkpoint.exists() and _finished_epochs(checkpoint) >= config.epochs:
             return checkpoint
+        if self.processes > 1 and not distributed.is_distributed():
+            self._train_with_torchrun(spec)
+            return checkpoint
+        train_set, _, _ = self.datasets(spec)
         parent_checkpoint = self.checkpoint(spec.parent) if spec.parent else None
         model = self._build(spec, train_set)
         if parent_checkpoint is not None:
@@ -201,8 +222,24 @@ class RunStore:
         started = time.perf_counter()
         train(model, train_set, config, run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
               progress=self.progress)
-        _record_timing(run_dir, "train_s", time.perf_counter() - started)
+        if distributed.is_main_process():
+            _record_timing(run_dir, "train_s", time.perf_counter() - started)
         return checkpoint
+
+    def _train_with_torchrun(self, spec: ExperimentSpec) -> None:
+        import subprocess
+        import sys
+
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={self.processes}",
+                   "-m", "acsl", "train", *spec_arguments(spec), "--run-store", str(self.root),
+                   "--data-root", str(self.data_root), "--device", self.device_name]
+        if not self.progress:
+            command.append("--no-progress")
+        finished = subprocess.run(command, capture_output=not self.progress, text=True)
+        if finished.returncode != 0:
+            output = (finished.stderr or "")[-3000:] if not self.progress else ""
+            raise RuntimeError(f"distributed training of {spec.name} with {self.processes} processes failed "
+                               f"(exit {finished.returncode}): {' '.join(command)}\n{output}")
 
     def metrics(self, spec: ExperimentSpec) -> dict[str, Any]:
         """Stored metrics of ``spec``; trains and evaluates it first when the store has none."""
@@ -215,6 +252,9 @@ class RunStore:
         model.load_state_dict(load_checkpoint(checkpoint)["model"])
         started = time.perf_counter()
         detections = predict(model, val_set, get_profile(spec.profile).eval_batch_size, self.device, self.progress)
+        if not distributed.is_main_process():  # rank 0 scores the gathered detections and writes the record
+            distributed.barrier()
+            return json.loads(metrics_path.read_text())
         result = evaluate_lvis(val_json, detections)
         eval_s = time.perf_counter() - started
         timings = _read_timings(self.run_dir(spec))
@@ -228,7 +268,34 @@ class RunStore:
             "device": str(self.device),
         }
         atomic_write_json(metrics_path, record)
+        distributed.barrier()
         return json.loads(metrics_path.read_text())  # the same form a cached read gives
+
+
+def spec_arguments(spec: ExperimentSpec) -> list[str]:
+    """``acsl train`` / ``acsl eval`` arguments that name ``spec`` (the inverse of the CLI's parsing)."""
+    arguments = ["--profile", spec.profile, "--loss", spec.loss, "--stage", str(spec.stage),
+                 "--schedule", str(spec.schedule), "--seed", str(spec.seed)]
+    if spec.batch_size is not None:
+        arguments += ["--batch-size", str(spec.batch_size)]
+    for key, value in spec.loss_options:
+        arguments += ["--option", f"{key}={json.dumps(value)}"]
+    return arguments
+
+
+def parse_option(text: str) -> tuple[str, OptionValue]:
+    """``key=value`` from the command line; the value is read as JSON (0.7, 4, true, "name"), else as
+    a plain string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"loss option {text!r} is not of the form key=value (e.g. xi=0.7)")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    if not isinstance(parsed, (int, float, bool, str)):
+        raise ValueError(f"loss option {key}: expected a number, true/false or a string, got {value!r}")
+    return key, parsed
 
 
 def _finished_epochs(checkpoint: Path) -> int:

@@ -103,9 +103,15 @@ def reproduce(
     device: str = "auto",
     notebooks_dir: Path = NOTEBOOKS_DIR,
     progress: bool = True,
+    processes: int = 1,
 ) -> list[NotebookResult]:
-    """Execute the selected notebooks in ``profile`` and publish them into ``reports_dir``."""
+    """Execute the selected notebooks in ``profile`` and publish them into ``reports_dir``.
+
+    ``processes`` > 1 is passed to the notebooks that train (their ``processes`` parameter); their run
+    store then trains each run with ``torchrun --nproc_per_node processes``."""
     get_profile(profile)
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
     notebooks = select_notebooks(only, notebooks_dir)
     reports = ensure_writable_dir(reports_dir, "reports").resolve()
     staging = reports / ".staging"
@@ -119,6 +125,8 @@ def reproduce(
         "output_dir": str(staging),
         "progress": False,
     }
+    if processes > 1:
+        parameters["processes"] = processes
     results: list[NotebookResult] = []
     try:
         for notebook in notebooks:

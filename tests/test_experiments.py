@@ -33,7 +33,7 @@ def test_schedule_multiplies_the_stage1_epochs_and_steps():
     from acsl.profiles import get_profile
 
     profile = get_profile("quick")
-    two = baseline_spec("quick", schedule=2).stage1_config(profile)
+    two = baseline_spec("quick", schedule=2).train_config()
     assert two.epochs == 2 * profile.stage1.epochs
     assert two.lr_steps == tuple(2 * s for s in profile.stage1.lr_steps)
 

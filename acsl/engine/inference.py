@@ -1,5 +1,9 @@
 """Run a trained detector over a dataset and emit LVIS-format results
-(``image_id``, ``category_id``, ``bbox`` as [x, y, w, h], ``score``)."""
+(``image_id``, ``category_id``, ``bbox`` as [x, y, w, h], ``score``).
+
+Under torchrun each process runs every K-th image and the results are gathered, in dataset order, on
+every rank, so K processes return what one would.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from tqdm import tqdm
 
 from ..data import LVISDetection, collate_detection
 from ..models import LongTailFasterRCNN
+from . import distributed
 from .trainer import resolve_device
 
 
@@ -24,17 +29,24 @@ def predict(
     device = resolve_device(device)
     model.to(device).eval()
     label_to_category = dataset.label_to_category_id
-    results: list[dict] = []
-    starts = range(0, len(dataset), batch_size)
-    for start in tqdm(starts, desc="inference", disable=not progress, mininterval=2.0, leave=False):
-        images, targets = collate_detection([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+    indices = list(range(distributed.rank(), len(dataset), distributed.world_size()))
+    per_image: dict[int, list[dict]] = {}
+    starts = range(0, len(indices), batch_size)
+    bar = tqdm(starts, desc="inference", disable=not (progress and distributed.is_main_process()),
+               mininterval=2.0, leave=False)
+    for start in bar:
+        chunk = indices[start:start + batch_size]
+        images, targets = collate_detection([dataset[i] for i in chunk])
         outputs = model([image.to(device) for image in images])
-        for output, target in zip(outputs, targets):
+        for index, output, target in zip(chunk, outputs, targets):
             boxes = output["boxes"].float().cpu()
             xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
             image_id = int(target["image_id"])
-            for box, score, label in zip(xywh, output["scores"].float().cpu().tolist(), output["labels"].cpu().tolist()):
-                results.append(
-                    {"image_id": image_id, "category_id": label_to_category[label - 1], "bbox": box, "score": score}
-                )
-    return results
+            per_image[index] = [
+                {"image_id": image_id, "category_id": label_to_category[label - 1], "bbox": box, "score": score}
+                for box, score, label in zip(xywh, output["scores"].float().cpu().tolist(), output["labels"].cpu().tolist())
+            ]
+    gathered: dict[int, list[dict]] = {}
+    for shard in distributed.all_gather(per_image):
+        gathered.update(shard)
+    return [detection for index in sorted(gathered) for detection in gathered[index]]

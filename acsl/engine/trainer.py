@@ -6,6 +6,12 @@ Each epoch ends with an atomic checkpoint holding the model, optimizer, schedule
 scaler and every random-number state, so ``resume`` continues an interrupted run to the same result as
 an uninterrupted one — bit for bit on the CPU; on CUDA up to the nondeterminism of kernels such as
 RoIAlign's backward. A tqdm bar shows the loss and images/s; ``log.jsonl`` gets one JSON line per logged iteration.
+
+Under ``torchrun`` (``distributed.process_group``) the same loop is data parallel: ``batch_size`` is the
+total batch, split into equal contiguous parts of every global batch, one per process; DDP all-reduces
+the gradients (batch norms that train become ``SyncBatchNorm`` on GPUs); anchors and RoIs are sampled
+per image from a key of (seed, epoch, index), so K processes train like one with the same total batch.
+Only rank 0 writes the checkpoint and the log and shows the bar.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -24,6 +30,8 @@ from tqdm import tqdm
 from ..data import LVISDetection, collate_detection
 from ..models import LongTailFasterRCNN
 from ..io import atomic_write_text
+from ..models.sampling import SAMPLING_KEY, mix_seed
+from . import distributed
 from .checkpoint import atomic_torch_save, load_checkpoint
 from .schedule import lr_factor
 
@@ -56,10 +64,21 @@ class TrainConfig:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``"auto"`` picks CUDA when available, else the CPU; under torchrun each process gets
+    ``cuda:LOCAL_RANK``."""
+    return distributed.process_device(device)
+
+
+def scale_lr_to_batch(config: TrainConfig, total_batch: int) -> TrainConfig:
+    """The linear scaling rule (Goyal et al. 2017): the lr grows with the total batch size;
+    ``config``'s lr is the one for ``config.batch_size`` images per step."""
+    if total_batch < 1:
+        raise ValueError(f"total batch size must be >= 1, got {total_batch}")
+    return replace(config, batch_size=total_batch, lr=config.lr * total_batch / config.batch_size)
+
+
+def _has_training_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def freeze_all_but_classifier(model: LongTailFasterRCNN) -> list[nn.Parameter]:
@@ -132,6 +151,16 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
+    rank, world = distributed.rank(), distributed.world_size()
+    is_main = rank == 0
+    if config.batch_size % world:
+        raise ValueError(f"the total batch of {config.batch_size} images does not split over {world} processes; "
+                         f"choose a batch size that is a multiple of {world}")
+    if len(dataset) < world:
+        raise ValueError(f"{len(dataset)} training images cannot feed {world} processes")
+    progress = progress and is_main
+    if world > 1 and device.type == "cuda" and stage == 1 and _has_training_batch_norm(model):
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # per-GPU batches are small
     model.to(device)
 
     if stage == 2:
@@ -152,7 +181,7 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     start_epoch = 0
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + 1_000_003 * rank)
     if resume and checkpoint_path.exists():
         # Loaded on the CPU: random-number states must stay CPU byte tensors; load_state_dict copies
         # weights onto the model's device.
@@ -163,10 +192,16 @@ def train(
         scaler.load_state_dict(state.get("scaler", {}))
         _restore_rng_state(state["rng"], device)
         start_epoch = state["epoch"]
-        _truncate_log(log_path, start_epoch * iters_per_epoch)
-    else:
+        if is_main:
+            _truncate_log(log_path, start_epoch * iters_per_epoch)
+    elif is_main:
         log_path.unlink(missing_ok=True)
         checkpoint_path.unlink(missing_ok=True)  # never pair a stale checkpoint with a fresh log
+    distributed.barrier()  # nobody starts while rank 0 may still be clearing a stale run
+
+    forward = model
+    if world > 1:
+        forward = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     for epoch in range(start_epoch, config.epochs):
         _set_train_mode(model, stage)
@@ -177,18 +212,23 @@ def train(
                    mininterval=2.0, leave=False)
         started = time.perf_counter()
         seen = 0
-        for step, batch_indices in enumerate(bar):
+        for step, global_batch in enumerate(bar):
             iteration = epoch * iters_per_epoch + step
+            batch_indices = distributed.shard_batch(global_batch, order)
             images, targets = collate_detection([dataset[int(i)] for i in batch_indices])
+            for target, index in zip(targets, batch_indices.tolist()):
+                target[SAMPLING_KEY] = torch.tensor(mix_seed(seed, epoch, index))
             images = [image.to(device, non_blocking=True) for image in images]
             targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                losses = model(images, targets)
+                losses = forward(images, targets)
             loss = losses["loss_classifier"] if stage == 2 else sum(losses.values())
-            if not torch.isfinite(loss):
+            # The mean over processes: what is logged, and a NaN seen by one rank stops every rank.
+            reported = distributed.mean_over_ranks(torch.stack([loss.detach(), *[v.detach() for v in losses.values()]]).float())
+            if not torch.isfinite(reported).all():
                 raise FloatingPointError(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, iteration {iteration} "
-                    f"({ {k: round(v.item(), 4) for k, v in losses.items()} }); lower the lr or check the data"
+                    f"loss is {reported[0].item()} at epoch {epoch + 1}, iteration {iteration} "
+                    f"({ {k: round(v.item(), 4) for k, v in zip(losses, reported[1:])} }); lower the lr or check the data"
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -199,33 +239,37 @@ def train(
             scaler.update()
             scheduler.step()
 
-            seen += len(images)
+            seen += len(global_batch)
             images_per_s = seen / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{images_per_s:.1f}", refresh=False)
-            if step % config.log_every == 0 or step == len(batches) - 1:
+            values = reported.tolist()
+            bar.set_postfix(loss=f"{values[0]:.3f}", img_s=f"{images_per_s:.1f}", refresh=False)
+            if is_main and (step % config.log_every == 0 or step == len(batches) - 1):
                 record = {
                     "stage": stage, "epoch": epoch + 1, "iteration": iteration + 1,
-                    "lr": optimizer.param_groups[0]["lr"], "loss": loss.item(),
-                    **{k: v.item() for k, v in losses.items()}, "images_per_s": images_per_s,
+                    "lr": optimizer.param_groups[0]["lr"], "loss": values[0],
+                    **dict(zip(losses, values[1:])), "images_per_s": images_per_s,
                 }
                 with log_path.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
             if on_step is not None:
                 on_step(iteration + 1)
         bar.close()
-        atomic_torch_save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "epoch": epoch + 1,
-                "stage": stage,
-                "config": asdict(config),
-                "rng": _rng_state(device),
-            },
-            checkpoint_path,
-        )
+        if is_main:
+            atomic_torch_save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "epoch": epoch + 1,
+                    "stage": stage,
+                    "config": asdict(config),
+                    "world_size": world,
+                    "rng": _rng_state(device),
+                },
+                checkpoint_path,
+            )
+        distributed.barrier()
     return checkpoint_path
 
 

@@ -21,31 +21,32 @@ BACKBONES = TORCHVISION_RESNETS + ("narrow_resnet",)
 NARROW_WIDTHS = (16, 32, 64, 128)
 
 
-def _basic_stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+def _basic_stage(in_channels: int, out_channels: int, stride: int, norm_layer: type[nn.Module]) -> nn.Sequential:
     downsample = None
     if stride != 1 or in_channels != out_channels:
         downsample = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
-            nn.BatchNorm2d(out_channels),
+            norm_layer(out_channels),
         )
-    return nn.Sequential(BasicBlock(in_channels, out_channels, stride, downsample))
+    return nn.Sequential(BasicBlock(in_channels, out_channels, stride, downsample, norm_layer=norm_layer))
 
 
 class NarrowResNet(nn.Module):
     """A four-stage ResNet of torchvision ``BasicBlock``s with strides 4, 8, 16, 32 (like ResNet's
     layer1–layer4) but narrow widths; only its stages are used, through ``BackboneWithFPN``."""
 
-    def __init__(self, widths: tuple[int, int, int, int] = NARROW_WIDTHS) -> None:
+    def __init__(self, widths: tuple[int, int, int, int] = NARROW_WIDTHS,
+                 norm_layer: type[nn.Module] = nn.BatchNorm2d) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, widths[0], kernel_size=3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(widths[0]),
+            norm_layer(widths[0]),
             nn.ReLU(inplace=True),
         )
-        self.layer1 = _basic_stage(widths[0], widths[0], stride=2)
-        self.layer2 = _basic_stage(widths[0], widths[1], stride=2)
-        self.layer3 = _basic_stage(widths[1], widths[2], stride=2)
-        self.layer4 = _basic_stage(widths[2], widths[3], stride=2)
+        self.layer1 = _basic_stage(widths[0], widths[0], 2, norm_layer)
+        self.layer2 = _basic_stage(widths[0], widths[1], 2, norm_layer)
+        self.layer3 = _basic_stage(widths[1], widths[2], 2, norm_layer)
+        self.layer4 = _basic_stage(widths[2], widths[3], 2, norm_layer)
 
 
 def build_backbone(
@@ -77,7 +78,7 @@ def build_backbone(
         if pretrained_backbone:
             raise ValueError("backbone 'narrow_resnet' has no pretrained weights; set pretrained_backbone=False")
         return BackboneWithFPN(
-            NarrowResNet(NARROW_WIDTHS),
+            NarrowResNet(NARROW_WIDTHS, FrozenBatchNorm2d if frozen_norm else nn.BatchNorm2d),
             return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
             in_channels_list=list(NARROW_WIDTHS),
             out_channels=fpn_channels,

@@ -22,6 +22,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from ..losses.base import ClassificationLoss
 from .backbones import build_backbone
 from .roi_heads import LongTailRoIHeads
+from .sampling import SAMPLING_KEY, KeyedBalancedSampler
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class DetectorConfig:
     # Start from a trained detector: "torchvision-coco" (torchvision's COCO-trained Faster R-CNN R50-FPN,
     # fetched once into the torch hub cache) or the path of a local state dict; None: random init.
     init: str | None = None
+    # Frozen batch norms (torchvision's FrozenBatchNorm2d); implied by ``init`` and ``pretrained_backbone``.
+    frozen_norm: bool = False
     fpn_channels: int = 256
     min_size: int = 800
     max_size: int = 1333
@@ -52,7 +55,25 @@ class DetectorConfig:
 
 class LongTailFasterRCNN(GeneralizedRCNN):
     """torchvision's ``GeneralizedRCNN`` with ``LongTailRoIHeads``; ``classifier`` is the final linear
-    layer that the decoupled stage 2 trains alone."""
+    layer that the decoupled stage 2 trains alone.
+
+    In training, targets may carry a ``"sampling_key"`` (an integer per image, set by the trainer); the
+    RPN's and RoI head's samplers then draw each image's anchors and RoIs from that key alone
+    (``KeyedBalancedSampler``), so a batch split over processes trains like the whole batch in one.
+    """
+
+    def forward(self, images, targets=None):  # type: ignore[override]
+        samplers = [s for s in (self.rpn.fg_bg_sampler, self.roi_heads.fg_bg_sampler) if isinstance(s, KeyedBalancedSampler)]
+        keys = None
+        if self.training and targets is not None and targets and all(SAMPLING_KEY in t for t in targets):
+            keys = [int(t[SAMPLING_KEY]) for t in targets]
+        for sampler in samplers:
+            sampler.image_keys = keys
+        try:
+            return super().forward(images, targets)
+        finally:
+            for sampler in samplers:
+                sampler.image_keys = None
 
     @property
     def classifier(self) -> nn.Linear:
@@ -68,7 +89,7 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
     if loss.num_classes != num_classes:
         raise ValueError(f"loss was built for {loss.num_classes} classes, the detector for {num_classes}")
     backbone = build_backbone(config.backbone, config.fpn_channels, config.pretrained_backbone,
-                              frozen_norm=config.init is not None)
+                              frozen_norm=config.frozen_norm or config.init is not None)
     anchor_generator = AnchorGenerator(
         sizes=tuple((size,) for size in config.anchor_sizes),
         aspect_ratios=((0.5, 1.0, 2.0),) * len(config.anchor_sizes),
@@ -107,6 +128,8 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
     transform = GeneralizedRCNNTransform(
         config.min_size, config.max_size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
     )
+    rpn.fg_bg_sampler = KeyedBalancedSampler(config.rpn_batch_size_per_image, 0.5, salt=1)
+    roi_heads.fg_bg_sampler = KeyedBalancedSampler(config.rois_per_image, config.positive_fraction, salt=2)
     model = LongTailFasterRCNN(backbone, rpn, roi_heads, transform)
     if config.init is not None:
         load_detector_init(model, config.init)

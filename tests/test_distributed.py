@@ -1,0 +1,117 @@
+"""Data parallel training under torchrun on the CPU (gloo): K processes train like one process with the
+same total batch, sharded inference equals one process, a DDP checkpoint resumes in one process, one
+failing rank ends the run, and `torchrun -m acsl eval` works end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from acsl.engine import load_checkpoint, predict, train
+
+WORKERS = Path(__file__).parent / "workers"
+sys.path.insert(0, str(WORKERS))
+from ddp_setup import build_model, train_config  # noqa: E402
+
+
+def torchrun(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *arguments]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def model_state(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_checkpoint(checkpoint)["model"].items() if v.is_floating_point()}
+
+
+def assert_states_close(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-4, f"largest parameter difference {worst}"
+    changed = max((a[k] - b[k]).abs().max().item() for k in a if "cls_score" in k)
+    assert changed < 1e-4
+
+
+@pytest.fixture(scope="module")
+def ddp_run(smoke_bench, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    finished = torchrun(str(WORKERS / "ddp_train.py"), str(smoke_bench.root), str(out))
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    return out
+
+
+def test_two_processes_train_like_one_process_with_the_same_total_batch(ddp_run, smoke_train, tmp_path):
+    initial = {k: v.clone() for k, v in build_model(smoke_train).state_dict().items() if v.is_floating_point()}
+    single = train(build_model(smoke_train), smoke_train, train_config(epochs=1), tmp_path, seed=0, device="cpu",
+                   progress=False)
+    distributed_state, single_state = model_state(ddp_run / "checkpoint.pt"), model_state(single)
+    assert_states_close(distributed_state, single_state)
+    moved = max((single_state[k] - initial[k]).abs().max().item() for k in initial)
+    assert moved > 1e-3  # training did change the weights: the comparison is not between two untouched models
+    checkpoint = load_checkpoint(ddp_run / "checkpoint.pt")
+    assert checkpoint["world_size"] == 2 and checkpoint["epoch"] == 1
+    # Rank 0 alone writes the log: one line per iteration, the losses averaged over both processes.
+    lines = [json.loads(line) for line in (ddp_run / "log.jsonl").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == list(range(1, len(smoke_train) // 4 + 1))
+
+
+def test_sharded_inference_equals_one_process(ddp_run, smoke_train, smoke_val):
+    gathered = json.loads((ddp_run / "detections.json").read_text())
+    model = build_model(smoke_train)
+    model.load_state_dict(load_checkpoint(ddp_run / "checkpoint.pt")["model"])
+    single = predict(model, smoke_val, batch_size=3, device="cpu", progress=False)
+    assert len(gathered) == len(single) > 0
+    # Image order is the dataset's; inside an image, detections whose scores tie to float precision may
+    # come in either order, so compare them sorted by class and box.
+    assert [d["image_id"] for d in gathered] == [d["image_id"] for d in single]
+
+    def canonical(detections):
+        return sorted(detections, key=lambda d: (d["image_id"], d["category_id"], *(round(v, 1) for v in d["bbox"])))
+
+    for a, b in zip(canonical(gathered), canonical(single)):
+        assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+        assert a["bbox"] == pytest.approx(b["bbox"], abs=1e-3)
+
+
+def test_a_ddp_checkpoint_resumes_in_one_process(ddp_run, smoke_train, tmp_path):
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    for name in ("checkpoint.pt", "log.jsonl"):
+        (resumed_dir / name).write_bytes((ddp_run / name).read_bytes())
+    resumed = train(build_model(smoke_train), smoke_train, train_config(epochs=2), resumed_dir, seed=0, device="cpu",
+                    progress=False)
+    uninterrupted = train(build_model(smoke_train), smoke_train, train_config(epochs=2), tmp_path / "straight",
+                          seed=0, device="cpu", progress=False)
+    assert load_checkpoint(resumed)["epoch"] == 2
+    assert_states_close(model_state(resumed), model_state(uninterrupted))
+
+
+def test_one_failing_rank_ends_the_whole_run(smoke_bench, tmp_path):
+    started = time.perf_counter()
+    finished = torchrun(str(WORKERS / "ddp_train.py"), str(smoke_bench.root), str(tmp_path), "--fail-at-step", "2",
+                        timeout=240)
+    assert finished.returncode != 0
+    assert "rank 1 fails on purpose at step 2" in finished.stderr
+    assert time.perf_counter() - started < 200
+    # The epoch never finished: no checkpoint, so nothing half-trained can be mistaken for a result.
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_torchrun_acsl_eval_trains_and_scores_with_two_processes(tmp_path):
+    finished = torchrun("-m", "acsl", "eval", "--profile", "smoke", "--run-store", str(tmp_path / "runs"),
+                        "--data-root", str(tmp_path / "data"), "--device", "cpu", "--no-progress")
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    metrics = json.loads(finished.stdout)  # printed once, by rank 0
+    assert set(metrics) >= {"AP", "APr", "APc", "APf"}
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["metrics"] == metrics and record["num_detections"] > 0
+    assert load_checkpoint(run_dir / "checkpoint.pt")["world_size"] == 2

@@ -1,0 +1,26 @@
+"""The detector and schedule that the distributed tests train both under torchrun and in one process.
+
+Batch norms are frozen: trainable batch norms normalise over each process's own images, which is the
+one thing that legitimately differs between K processes and one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from acsl.engine import TrainConfig
+from acsl.losses import build_loss
+from acsl.models import build_detector
+from acsl.profiles import get_profile
+
+
+def build_model(train_set):
+    torch.manual_seed(0)
+    config = replace(get_profile("smoke").detector, frozen_norm=True)
+    loss = build_loss("softmax_ce", train_set.num_classes, train_set.frequencies)
+    return build_detector(config, train_set.num_classes, loss)
+
+
+def train_config(epochs: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=4, lr=0.01, warmup_iters=2, lr_steps=(), hflip_prob=0.5, log_every=1)
