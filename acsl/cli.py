@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="a loss option, e.g. --option xi=0.7 (repeatable)")
         cmd.add_argument("--batch-size", type=int, default=None,
                          help="total images per step over all processes (default: the profile's); the lr scales linearly")
+        cmd.add_argument("--cached-stage2", action="store_true",
+                         help="stage 2 on box-head features cached from the frozen stage-1 detector (fast)")
         cmd.add_argument("--seed", type=int, default=0)
         cmd.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: cuda:LOCAL_RANK)")
         cmd.add_argument("--run-store", default="runs")
@@ -70,7 +72,8 @@ def _spec(args: argparse.Namespace):
     if args.statistic_free:
         options["statistic_free"] = True
     return ExperimentSpec(profile=args.profile, loss=args.loss, loss_options=tuple(options.items()),
-                          stage=args.stage, schedule=args.schedule, seed=args.seed, batch_size=args.batch_size)
+                          stage=args.stage, schedule=args.schedule, seed=args.seed, batch_size=args.batch_size,
+                          cached=args.cached_stage2)
 
 
 def _data(args: argparse.Namespace) -> int:

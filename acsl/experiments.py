@@ -42,7 +42,9 @@ class ExperimentSpec:
     stage 1 trains the whole detector with ``loss`` for ``schedule`` × the profile's stage-1 epochs;
     stage 2 starts from the stage-1 softmax baseline (1x, same profile, seed and batch size) and trains
     only the classifier with ``loss`` for the profile's stage-2 epochs. ``batch_size`` (the total over all
-    processes; None: the profile's) scales the lr linearly (``scale_lr_to_batch``).
+    processes; None: the profile's) scales the lr linearly (``scale_lr_to_batch``). ``cached`` (stage 2
+    only) trains the classifier on box-head features cached once from the frozen stage-1 detector
+    (``acsl.engine.roi_cache``) instead of running the detector every step.
     """
 
     profile: str
@@ -52,6 +54,7 @@ class ExperimentSpec:
     schedule: int = 1
     seed: int = 0
     batch_size: int | None = None
+    cached: bool = False
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -61,6 +64,8 @@ class ExperimentSpec:
             raise ValueError(f"stage must be 1 or 2, got {self.stage}")
         if self.schedule < 1:
             raise ValueError(f"schedule must be a positive multiple of the 1x schedule, got {self.schedule}")
+        if self.cached and self.stage != 2:
+            raise ValueError("cached=True is the fast decoupled stage 2; it needs stage=2")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (or None for the profile's), got {self.batch_size}")
         object.__setattr__(self, "loss_options", tuple(sorted(dict(self.loss_options).items())))
@@ -78,7 +83,9 @@ class ExperimentSpec:
     def name(self) -> str:
         options = "-".join(f"{k}{v}" for k, v in self.loss_options)
         batch = f"batch{self.batch_size}" if self.batch_size is not None else ""
-        return "_".join(p for p in (self.profile, f"stage{self.stage}", self.loss, options, f"{self.schedule}x", batch, f"seed{self.seed}") if p)
+        cached = "cached" if self.cached else ""
+        return "_".join(p for p in (self.profile, f"stage{self.stage}", self.loss, options, f"{self.schedule}x", batch,
+                                    cached, f"seed{self.seed}") if p)
 
     def resolved(self) -> dict[str, Any]:
         """Everything that decides the result, as plain JSON data."""
@@ -114,9 +121,11 @@ def baseline_spec(profile: str, schedule: int = 1, seed: int = 0) -> ExperimentS
     return ExperimentSpec(profile=profile, loss="softmax_ce", stage=1, schedule=schedule, seed=seed)
 
 
-def decoupled_spec(profile: str, loss: str, seed: int = 0, **loss_options: OptionValue) -> ExperimentSpec:
-    """Stage 2 with ``loss`` on top of the 1x softmax baseline (how the paper trains ACSL)."""
-    return ExperimentSpec(profile=profile, loss=loss, loss_options=tuple(loss_options.items()), stage=2, seed=seed)
+def decoupled_spec(profile: str, loss: str, seed: int = 0, cached: bool = False, **loss_options: OptionValue) -> ExperimentSpec:
+    """Stage 2 with ``loss`` on top of the 1x softmax baseline (how the paper trains ACSL); ``cached``:
+    on cached box-head features (the fast stage 2)."""
+    return ExperimentSpec(profile=profile, loss=loss, loss_options=tuple(loss_options.items()), stage=2, seed=seed,
+                          cached=cached)
 
 
 def _seeded(data, seed: int):
@@ -211,6 +220,11 @@ class RunStore:
         checkpoint = run_dir / CHECKPOINT_NAME
         if checkpoint.exists() and _finished_epochs(checkpoint) >= config.epochs:
             return checkpoint
+        if spec.cached:  # seconds of work: one process does it, the others wait
+            with distributed.main_process_first():
+                if not (checkpoint.exists() and _finished_epochs(checkpoint) >= config.epochs):
+                    self._train_cached(spec)
+            return checkpoint
         if self.processes > 1 and not distributed.is_distributed():
             self._train_with_torchrun(spec)
             return checkpoint
@@ -225,6 +239,24 @@ class RunStore:
         if distributed.is_main_process():
             _record_timing(run_dir, "train_s", time.perf_counter() - started)
         return checkpoint
+
+    def _train_cached(self, spec: ExperimentSpec) -> None:
+        from .engine.roi_cache import build_roi_cache, train_classifier_on_cache
+
+        parent_checkpoint = self.checkpoint(spec.parent)
+        train_set, _, _ = self.datasets(spec)
+        model = self._build(spec, train_set)
+        load_stage1_weights(model, parent_checkpoint)
+        started = time.perf_counter()
+        cache = build_roi_cache(model, train_set, self.run_dir(spec.parent) / "roi_cache", seed=spec.seed,
+                                device=self.device, batch_size=get_profile(spec.profile).eval_batch_size,
+                                progress=self.progress)
+        cache_s = time.perf_counter() - started
+        run_dir = self.run_dir(spec)
+        train_classifier_on_cache(model, cache, train_set, spec.train_config(), run_dir, seed=spec.seed,
+                                  device=self.device, progress=self.progress)
+        _record_timing(run_dir, "train_s", time.perf_counter() - started - cache_s)
+        _record_timing(run_dir, "cache_s", cache_s)  # ~0 when the parent's cache already existed
 
     def _train_with_torchrun(self, spec: ExperimentSpec) -> None:
         import subprocess
@@ -278,6 +310,8 @@ def spec_arguments(spec: ExperimentSpec) -> list[str]:
                  "--schedule", str(spec.schedule), "--seed", str(spec.seed)]
     if spec.batch_size is not None:
         arguments += ["--batch-size", str(spec.batch_size)]
+    if spec.cached:
+        arguments.append("--cached-stage2")
     for key, value in spec.loss_options:
         arguments += ["--option", f"{key}={json.dumps(value)}"]
     return arguments

@@ -61,12 +61,27 @@ def test_detector_outputs_at_most_300_detections_per_image(smoke_val):
     assert out["labels"].dtype == torch.int64
 
 
-@pytest.mark.parametrize("name", ["resnet18", "narrow_resnet"])
+@pytest.mark.parametrize("name", ["resnet18", "resnext101_64x4d", "narrow_resnet", "narrow_resnet_deep", "narrow_resnet_wide"])
 def test_backbones_by_name_give_an_fpn(name):
-    backbone = build_backbone(name, fpn_channels=256 if name == "resnet18" else 64)
+    backbone = build_backbone(name, fpn_channels=256 if name.startswith("res") else 64)
     with torch.no_grad():
         features = backbone(torch.rand(1, 3, 64, 64))
     assert list(features) == ["0", "1", "2", "3", "pool"]
+
+
+def test_scaled_down_backbones_keep_the_relation_of_the_papers_backbones():
+    from acsl.models.backbones import NARROW_RESNETS
+
+    def size(name):
+        return sum(p.numel() for p in build_backbone(name, fpn_channels=64).body.parameters())
+
+    # R101 is R50 with a deeper stride-16 stage; X101 64x4d is deeper and wider still.
+    assert NARROW_RESNETS["narrow_resnet_deep"][1][2] > NARROW_RESNETS["narrow_resnet"][1][2]
+    assert size("narrow_resnet") < size("narrow_resnet_deep") < size("narrow_resnet_wide")
+    # The real ones, by layer count of the stride-16 stage: 6 / 23 / 23 bottlenecks.
+    from torchvision.models import resnet50, resnet101, resnext101_64x4d
+
+    assert [len(m().layer3) for m in (resnet50, resnet101, resnext101_64x4d)] == [6, 23, 23]
 
 
 def test_unknown_backbone_is_refused_with_the_choices():

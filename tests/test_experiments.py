@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -19,7 +20,8 @@ def test_spec_hash_changes_with_what_decides_the_result():
     base = decoupled_spec("smoke", "acsl", xi=0.7)
     others = [decoupled_spec("smoke", "acsl", xi=0.5), decoupled_spec("smoke", "acsl", seed=1, xi=0.7),
               decoupled_spec("quick", "acsl", xi=0.7), decoupled_spec("smoke", "bce"),
-              baseline_spec("smoke"), baseline_spec("smoke", schedule=2)]
+              baseline_spec("smoke"), baseline_spec("smoke", schedule=2),
+              decoupled_spec("smoke", "acsl", cached=True, xi=0.7), replace(base, batch_size=8)]
     assert len({base.hash, *(o.hash for o in others)}) == len(others) + 1
 
 
@@ -27,6 +29,22 @@ def test_stage2_specs_share_one_stage1_parent():
     parents = {decoupled_spec("smoke", "acsl", xi=xi).parent for xi in (0.1, 0.7, 0.9)}
     assert parents == {baseline_spec("smoke")}
     assert baseline_spec("smoke").parent is None
+
+
+def test_a_total_batch_scales_the_lr_linearly_and_reaches_the_parent():
+    spec = replace(decoupled_spec("quick", "acsl", xi=0.7), batch_size=16)
+    profile_batch, profile_lr = 8, 0.02  # the quick profile's stage 2
+    assert spec.train_config().batch_size == 16 and spec.train_config().lr == pytest.approx(profile_lr * 16 / profile_batch)
+    assert spec.parent.batch_size == 16 and "batch16" in spec.name
+
+
+def test_cli_arguments_name_the_same_spec():
+    from acsl.cli import _parser, _spec
+    from acsl.experiments import spec_arguments
+
+    spec = ExperimentSpec("smoke", "acsl", (("xi", 0.7), ("statistic_free", True)), stage=2, seed=3, batch_size=8,
+                          cached=True)
+    assert _spec(_parser().parse_args(["train", *spec_arguments(spec)])) == spec
 
 
 def test_schedule_multiplies_the_stage1_epochs_and_steps():
@@ -64,3 +82,13 @@ def test_finished_runs_are_served_from_the_store(tmp_path, smoke_bench, monkeypa
     again = RunStore(tmp_path / "runs", data_root=tmp_path / "data", progress=False).metrics(spec)
     assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)
     assert set(first["metrics"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"}
+
+
+def test_the_cached_stage2_runs_through_the_store_on_the_shared_stage1(tmp_path, smoke_bench):
+    store = RunStore(tmp_path / "runs", data_root=tmp_path / "data", progress=False)
+    record = store.metrics(decoupled_spec("smoke", "acsl", cached=True, xi=0.7))
+    assert record["num_detections"] > 0 and record["timing"]["cache_s"] > 0
+    parent_dir = store.run_dir(baseline_spec("smoke"))
+    assert (parent_dir / "roi_cache" / "meta.json").is_file()
+    second = store.metrics(decoupled_spec("smoke", "acsl", cached=True, xi=0.3))  # the cache is reused
+    assert second["timing"]["cache_s"] < record["timing"]["cache_s"] / 5

@@ -237,7 +237,18 @@ class LVISDetection(torch.utils.data.Dataset):
             )
         return torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
 
+    def is_flipped(self, index: int, epoch: int | None = None) -> bool:
+        """Whether item ``index`` is flipped in ``epoch`` (default: the current one)."""
+        if not (self.train and self.hflip_prob > 0):
+            return False
+        g = torch.Generator().manual_seed(_seed_from(self.seed, self.epoch if epoch is None else epoch, index))
+        return torch.rand((), generator=g).item() < self.hflip_prob
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.get(index)
+
+    def get(self, index: int, flip: bool | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Item ``index``, flipped as the epoch decides (``flip=None``) or as ``flip`` says."""
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
@@ -255,14 +266,12 @@ class LVISDetection(torch.utils.data.Dataset):
             boxes = torch.zeros((0, 4), dtype=torch.float32)
             labels = torch.zeros((0,), dtype=torch.int64)
 
-        if self.train and self.hflip_prob > 0:
-            g = torch.Generator().manual_seed(_seed_from(self.seed, self.epoch, index))
-            if torch.rand((), generator=g).item() < self.hflip_prob:
-                width = image.shape[-1]
-                image = image.flip(-1)
-                boxes = torch.stack(
-                    [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1
-                )
+        if self.is_flipped(index) if flip is None else flip:
+            width = image.shape[-1]
+            image = image.flip(-1)
+            boxes = torch.stack(
+                [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1
+            )
         target = {
             "boxes": boxes,
             "labels": labels,

@@ -82,10 +82,11 @@ def _has_training_batch_norm(model: nn.Module) -> bool:
 
 
 def freeze_all_but_classifier(model: LongTailFasterRCNN) -> list[nn.Parameter]:
-    """Stage 2: only the classifier's final linear layer (weight and bias) keeps ``requires_grad``."""
+    """Stage 2: only the classifiers' final linear layers (weight and bias; Cascade R-CNN: all three
+    heads', as the paper fine-tunes them) keep ``requires_grad``."""
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    trainable = list(model.classifier.parameters())
+    trainable = [p for classifier in model.classifiers for p in classifier.parameters()]
     for parameter in trainable:
         parameter.requires_grad_(True)
     return trainable

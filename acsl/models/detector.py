@@ -7,6 +7,8 @@ RoIAlign → two-FC box head → ``FastRCNNPredictor``; only the RoI heads are `
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from ..losses.base import ClassificationLoss
 from .backbones import build_backbone
+from .cascade import CascadeRoIHeads
 from .roi_heads import LongTailRoIHeads
 from .sampling import SAMPLING_KEY, KeyedBalancedSampler
 
@@ -29,6 +32,7 @@ from .sampling import SAMPLING_KEY, KeyedBalancedSampler
 class DetectorConfig:
     """Scale knobs of the detector; profiles set them (the paper's values are the defaults, DESIGN §5)."""
 
+    architecture: str = "faster_rcnn"  # or "cascade_rcnn" (three heads, Cai & Vasconcelos)
     backbone: str = "resnet50"
     pretrained_backbone: bool = False
     # Start from a trained detector: "torchvision-coco" (torchvision's COCO-trained Faster R-CNN R50-FPN,
@@ -62,22 +66,32 @@ class LongTailFasterRCNN(GeneralizedRCNN):
     (``KeyedBalancedSampler``), so a batch split over processes trains like the whole batch in one.
     """
 
-    def forward(self, images, targets=None):  # type: ignore[override]
-        samplers = [s for s in (self.rpn.fg_bg_sampler, self.roi_heads.fg_bg_sampler) if isinstance(s, KeyedBalancedSampler)]
-        keys = None
-        if self.training and targets is not None and targets and all(SAMPLING_KEY in t for t in targets):
-            keys = [int(t[SAMPLING_KEY]) for t in targets]
-        for sampler in samplers:
+    @property
+    def samplers(self) -> list[KeyedBalancedSampler]:
+        return [s for s in (self.rpn.fg_bg_sampler, *self.roi_heads.samplers) if isinstance(s, KeyedBalancedSampler)]
+
+    @contextmanager
+    def sampling_keys(self, keys: list[int] | None) -> Iterator[None]:
+        """Within the block, image i's anchors and RoIs are drawn from ``keys[i]`` (None: torchvision's draw)."""
+        for sampler in self.samplers:
             sampler.image_keys = keys
         try:
-            return super().forward(images, targets)
+            yield
         finally:
-            for sampler in samplers:
+            for sampler in self.samplers:
                 sampler.image_keys = None
 
+    def forward(self, images, targets=None):  # type: ignore[override]
+        keys = None
+        if self.training and targets and all(SAMPLING_KEY in t for t in targets):
+            keys = [int(t[SAMPLING_KEY]) for t in targets]
+        with self.sampling_keys(keys):
+            return super().forward(images, targets)
+
     @property
-    def classifier(self) -> nn.Linear:
-        return self.roi_heads.box_predictor.cls_score
+    def classifiers(self) -> list[nn.Linear]:
+        """The final classification layer of every box head (one; three for Cascade R-CNN)."""
+        return self.roi_heads.classifiers
 
     @property
     def classification_loss(self) -> ClassificationLoss:
@@ -85,9 +99,12 @@ class LongTailFasterRCNN(GeneralizedRCNN):
 
 
 def build_detector(config: DetectorConfig, num_classes: int, loss: ClassificationLoss) -> LongTailFasterRCNN:
-    """Faster R-CNN FPN for ``num_classes`` foreground classes whose box classifier is trained by ``loss``."""
+    """Faster R-CNN FPN (or Cascade R-CNN FPN, ``config.architecture``) for ``num_classes`` foreground
+    classes whose box classifier(s) are trained by ``loss``."""
     if loss.num_classes != num_classes:
         raise ValueError(f"loss was built for {loss.num_classes} classes, the detector for {num_classes}")
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown detector architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     backbone = build_backbone(config.backbone, config.fpn_channels, config.pretrained_backbone,
                               frozen_norm=config.frozen_norm or config.init is not None)
     anchor_generator = AnchorGenerator(
@@ -105,31 +122,38 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
         post_nms_top_n={"training": config.rpn_post_nms_top_n_train, "testing": config.rpn_post_nms_top_n_test},
         nms_thresh=0.7,
     )
-    predictor = FastRCNNPredictor(config.representation_size, num_classes + 1)
+    pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
+    if config.architecture == "cascade_rcnn":
+        roi_heads = CascadeRoIHeads(
+            pool, backbone.out_channels * 7 * 7, config.representation_size, num_classes, loss,
+            batch_size_per_image=config.rois_per_image, positive_fraction=config.positive_fraction,
+            score_thresh=config.score_thresh, nms_thresh=config.nms_thresh, detections_per_img=config.detections_per_img,
+        )
+    else:
+        roi_heads = LongTailRoIHeads(
+            pool,
+            TwoMLPHead(backbone.out_channels * 7 * 7, config.representation_size),
+            FastRCNNPredictor(config.representation_size, num_classes + 1),
+            fg_iou_thresh=0.5,
+            bg_iou_thresh=0.5,
+            batch_size_per_image=config.rois_per_image,
+            positive_fraction=config.positive_fraction,
+            bbox_reg_weights=None,
+            score_thresh=config.score_thresh,
+            nms_thresh=config.nms_thresh,
+            detections_per_img=config.detections_per_img,
+            classification_loss=loss,
+        )
+        roi_heads.fg_bg_sampler = KeyedBalancedSampler(config.rois_per_image, config.positive_fraction, salt=2)
     bias = loss.initial_bias()
     if bias is not None:
         with torch.no_grad():
-            predictor.cls_score.bias.copy_(bias)
-    pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
-    roi_heads = LongTailRoIHeads(
-        pool,
-        TwoMLPHead(backbone.out_channels * 7 * 7, config.representation_size),
-        predictor,
-        fg_iou_thresh=0.5,
-        bg_iou_thresh=0.5,
-        batch_size_per_image=config.rois_per_image,
-        positive_fraction=config.positive_fraction,
-        bbox_reg_weights=None,
-        score_thresh=config.score_thresh,
-        nms_thresh=config.nms_thresh,
-        detections_per_img=config.detections_per_img,
-        classification_loss=loss,
-    )
+            for classifier in roi_heads.classifiers:
+                classifier.bias.copy_(bias)
     transform = GeneralizedRCNNTransform(
         config.min_size, config.max_size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
     )
     rpn.fg_bg_sampler = KeyedBalancedSampler(config.rpn_batch_size_per_image, 0.5, salt=1)
-    roi_heads.fg_bg_sampler = KeyedBalancedSampler(config.rois_per_image, config.positive_fraction, salt=2)
     model = LongTailFasterRCNN(backbone, rpn, roi_heads, transform)
     if config.init is not None:
         load_detector_init(model, config.init)
@@ -137,10 +161,11 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
 
 
 TORCHVISION_COCO = "torchvision-coco"
+ARCHITECTURES = ("faster_rcnn", "cascade_rcnn")
 
 
 def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
-    """Initialise every layer but the box predictor from a trained Faster R-CNN FPN (the official ACSL
+    """Initialise every layer but the box predictor (Cascade R-CNN: but the box heads) from a trained Faster R-CNN FPN (the official ACSL
     code starts from a COCO-trained detector, DESIGN §5). The predictor keeps its fresh C + 1 outputs.
 
     ``init`` is ``"torchvision-coco"`` — torchvision's ``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``,
@@ -167,13 +192,17 @@ def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
     own = model.state_dict()
-    weights = {k: v for k, v in state.items()
-               if not k.startswith("roi_heads.box_predictor.") and ".classification_loss." not in k
-               and not k.endswith("num_batches_tracked")}  # frozen batch norms keep no counter
+    # The fresh C + 1 predictor keeps its initialisation; Cascade R-CNN's three heads have no counterpart
+    # in a Faster R-CNN, so there only the backbone, FPN and RPN are loaded.
+    fresh = "roi_heads." if isinstance(model.roi_heads, CascadeRoIHeads) else "roi_heads.box_predictor."
+
+    def loaded(key: str) -> bool:
+        return not key.startswith(fresh) and ".classification_loss." not in key and not key.endswith("num_batches_tracked")
+
+    weights = {k: v for k, v in state.items() if loaded(k)}  # frozen batch norms keep no counter
     mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
     unexpected = [k for k in weights if k not in own]
-    missing = [k for k in own if k not in weights and not k.startswith("roi_heads.box_predictor.")
-               and ".classification_loss." not in k and not k.endswith("num_batches_tracked")]
+    missing = [k for k in own if k not in weights and loaded(k)]
     if mismatched or unexpected or missing:
         raise RuntimeError(
             f"init weights {init} do not fit this detector: "

@@ -41,26 +41,47 @@ class LongTailRoIHeads(RoIHeads):
         detections = [{"boxes": b, "scores": s, "labels": l} for b, s, l in zip(boxes, scores, labels)]
         return detections, {}
 
-    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):  # type: ignore[override]
-        """Per image: decode one box per (proposal, class), score it with the loss's test-time rule, drop
-        the background column, keep scores above ``score_thresh``, drop empty boxes, class-wise NMS at
-        ``nms_thresh``, then the ``detections_per_img`` best."""
-        num_columns = class_logits.shape[-1]
-        scores_all = self.classification_loss.scores(class_logits)[:, 1:]
-        boxes_all = self.box_coder.decode(box_regression, proposals)[:, 1:]
-        counts = [len(p) for p in proposals]
-        class_ids = torch.arange(1, num_columns, device=class_logits.device)
+    @property
+    def classifiers(self) -> list[torch.nn.Linear]:
+        """The final classification layer(s) that the decoupled stage 2 trains."""
+        return [self.box_predictor.cls_score]
 
-        out_boxes, out_scores, out_labels = [], [], []
-        for boxes, scores, shape in zip(boxes_all.split(counts), scores_all.split(counts), image_shapes):
-            boxes = box_ops.clip_boxes_to_image(boxes, shape).reshape(-1, 4)
-            labels = class_ids.repeat(scores.shape[0])
-            scores = scores.reshape(-1)
-            keep = (scores > self.score_thresh).nonzero().squeeze(1)
-            keep = keep[box_ops.remove_small_boxes(boxes[keep], min_size=1e-2)]
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-            keep = box_ops.batched_nms(boxes, scores, labels, self.nms_thresh)[: self.detections_per_img]
-            out_boxes.append(boxes[keep])
-            out_scores.append(scores[keep])
-            out_labels.append(labels[keep])
-        return out_boxes, out_scores, out_labels
+    @property
+    def samplers(self) -> list:
+        return [self.fg_bg_sampler]
+
+    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):  # type: ignore[override]
+        """Score every (proposal, class) with the loss's test-time rule, drop the background column, decode
+        one box per class, then ``select_detections``."""
+        scores = self.classification_loss.scores(class_logits)[:, 1:]
+        boxes = self.box_coder.decode(box_regression, proposals)[:, 1:]
+        return select_detections(scores, boxes, [len(p) for p in proposals], image_shapes,
+                                 self.score_thresh, self.nms_thresh, self.detections_per_img)
+
+
+def select_detections(
+    scores: torch.Tensor,
+    boxes: torch.Tensor,
+    counts: list[int],
+    image_shapes: list[tuple[int, int]],
+    score_thresh: float,
+    nms_thresh: float,
+    detections_per_img: int,
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Per image: ``scores`` [N, C] and ``boxes`` [N, C, 4] of its proposals (foreground classes only);
+    clip boxes, keep scores above ``score_thresh``, drop empty boxes, class-wise NMS at ``nms_thresh``,
+    then the ``detections_per_img`` best. Labels count from 1 (0 is background)."""
+    class_ids = torch.arange(1, scores.shape[-1] + 1, device=scores.device)
+    out_boxes, out_scores, out_labels = [], [], []
+    for image_boxes, image_scores, shape in zip(boxes.split(counts), scores.split(counts), image_shapes):
+        image_boxes = box_ops.clip_boxes_to_image(image_boxes, shape).reshape(-1, 4)
+        labels = class_ids.repeat(image_scores.shape[0])
+        image_scores = image_scores.reshape(-1)
+        keep = (image_scores > score_thresh).nonzero().squeeze(1)
+        keep = keep[box_ops.remove_small_boxes(image_boxes[keep], min_size=1e-2)]
+        image_boxes, image_scores, labels = image_boxes[keep], image_scores[keep], labels[keep]
+        keep = box_ops.batched_nms(image_boxes, image_scores, labels, nms_thresh)[:detections_per_img]
+        out_boxes.append(image_boxes[keep])
+        out_scores.append(image_scores[keep])
+        out_labels.append(labels[keep])
+    return out_boxes, out_scores, out_labels

@@ -1,0 +1,93 @@
+"""The fast decoupled stage 2: cached box-head features equal what the frozen detector computes for
+the sampled RoIs, and training on them changes the classifier only."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from acsl.data import collate_detection
+from acsl.engine import TrainConfig, load_checkpoint
+from acsl.engine.roi_cache import build_roi_cache, train_classifier_on_cache
+from acsl.experiments import ExperimentSpec
+from acsl.losses import build_loss
+from acsl.models import build_detector
+from acsl.models.sampling import mix_seed
+from acsl.profiles import get_profile
+
+
+def _detector(dataset, architecture="faster_rcnn"):
+    torch.manual_seed(0)
+    loss = build_loss("acsl", dataset.num_classes, dataset.frequencies, xi=0.7)
+    return build_detector(replace(get_profile("smoke").detector, architecture=architecture), dataset.num_classes, loss)
+
+
+@pytest.fixture(scope="module")
+def cache(smoke_train, tmp_path_factory):
+    return build_roi_cache(_detector(smoke_train), smoke_train, tmp_path_factory.mktemp("c") / "roi_cache",
+                           seed=0, device="cpu", batch_size=6, progress=False)
+
+
+def test_cached_features_are_the_box_head_features_of_the_sampled_rois(smoke_train, cache):
+    assert cache.features.dtype == np.float16 and isinstance(cache.features, np.memmap)
+    assert cache.offsets.shape == (len(smoke_train), 2, 2)
+    model = _detector(smoke_train)
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    index, flip = 5, True
+    images, targets = collate_detection([smoke_train.get(index, flip)])
+    with torch.no_grad(), model.sampling_keys([mix_seed(0, index, int(flip))]):
+        image_list, targets = model.transform(images, targets)
+        features = model.backbone(image_list.tensors)
+        proposals, _ = model.rpn(image_list, features, targets)
+        proposals, _, labels, _ = model.roi_heads.select_training_samples(proposals, targets)
+        expected = model.roi_heads.box_head(model.roi_heads.box_roi_pool(features, proposals, image_list.image_sizes))
+    rows = cache.rows(index, flip)
+    assert len(rows) == len(labels[0]) == get_profile("smoke").detector.rois_per_image
+    torch.testing.assert_close(torch.from_numpy(np.asarray(cache.features[rows], dtype=np.float32)), expected,
+                               rtol=2e-3, atol=2e-3)  # float16
+    assert torch.equal(torch.from_numpy(cache.labels[rows]), labels[0])
+    # The flipped and unflipped samples are different rows.
+    assert not np.array_equal(cache.rows(index, False), rows)
+
+
+def test_a_complete_cache_is_reused_and_an_interrupted_one_is_not(smoke_train, cache, monkeypatch):
+    reopened = build_roi_cache(_detector(smoke_train), smoke_train, cache.root, seed=0, device="cpu", progress=False)
+    assert np.array_equal(reopened.labels, cache.labels)
+    broken = cache.root.with_name("broken")
+    calls = []
+
+    def fail(index, flip=None):
+        calls.append(index)
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(smoke_train, "get", fail)
+    with pytest.raises(OSError, match="disk gone"):
+        build_roi_cache(_detector(smoke_train), smoke_train, broken, seed=0, device="cpu", progress=False)
+    assert calls and not broken.exists()  # only the .partial directory, never something that looks complete
+
+
+def test_training_on_the_cache_changes_the_classifier_only(smoke_train, cache, tmp_path):
+    model = _detector(smoke_train)
+    before = {k: v.clone() for k, v in model.state_dict().items() if torch.is_tensor(v) and v.is_floating_point()}
+    config = TrainConfig(epochs=2, batch_size=4, lr=0.02, warmup_iters=2, lr_steps=(), log_every=1)
+    checkpoint = train_classifier_on_cache(model, cache, smoke_train, config, tmp_path, seed=0, device="cpu",
+                                           progress=False)
+    state = load_checkpoint(checkpoint)
+    assert state["epoch"] == 2 and state["stage"] == 2
+    changed = {k for k, v in before.items() if not torch.equal(v, state["model"][k])}
+    assert changed == {"roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias"}
+    losses = [line for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 * len(smoke_train) // 4
+
+
+def test_cascade_and_stage1_are_refused(smoke_train, tmp_path):
+    with pytest.raises(ValueError, match="Faster R-CNN only"):
+        build_roi_cache(_detector(smoke_train, "cascade_rcnn"), smoke_train, tmp_path / "c", device="cpu")
+    with pytest.raises(ValueError, match="needs stage=2"):
+        ExperimentSpec(profile="smoke", cached=True)
