@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="a loss option, e.g. --option xi=0.7 (repeatable)")
         cmd.add_argument("--batch-size", type=int, default=None,
                          help="total images per step over all processes (default: the profile's); the lr scales linearly")
+        cmd.add_argument("--detector", action="append", default=[], metavar="FIELD=VALUE",
+                         help="override the profile's detector, e.g. --detector architecture=cascade_rcnn "
+                              "--detector backbone=resnet101 (repeatable)")
         cmd.add_argument("--cached-stage2", action="store_true",
                          help="stage 2 on box-head features cached from the frozen stage-1 detector (fast)")
         cmd.add_argument("--seed", type=int, default=0)
@@ -73,7 +76,8 @@ def _spec(args: argparse.Namespace):
         options["statistic_free"] = True
     return ExperimentSpec(profile=args.profile, loss=args.loss, loss_options=tuple(options.items()),
                           stage=args.stage, schedule=args.schedule, seed=args.seed, batch_size=args.batch_size,
-                          cached=args.cached_stage2)
+                          cached=args.cached_stage2,
+                          detector=tuple(parse_option(text, "detector field") for text in args.detector))
 
 
 def _data(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from .engine.trainer import CHECKPOINT_NAME, TrainConfig, scale_lr_to_batch
 from .evaluation import evaluate_lvis
 from .io import atomic_write_json, ensure_writable_dir
 from .losses import LOSSES, build_loss
-from .models import build_detector
+from .models import DetectorConfig, build_detector
 from .data.synthetic import SyntheticConfig
 from .profiles import LVISData, Profile, get_profile
 
@@ -44,7 +44,9 @@ class ExperimentSpec:
     only the classifier with ``loss`` for the profile's stage-2 epochs. ``batch_size`` (the total over all
     processes; None: the profile's) scales the lr linearly (``scale_lr_to_batch``). ``cached`` (stage 2
     only) trains the classifier on box-head features cached once from the frozen stage-1 detector
-    (``acsl.engine.roi_cache``) instead of running the detector every step.
+    (``acsl.engine.roi_cache``) instead of running the detector every step. ``detector`` overrides
+    fields of the profile's ``DetectorConfig`` (e.g. ``(("architecture", "cascade_rcnn"),
+    ("backbone", "resnet101"))`` for Table 3); a stage-2 spec's parent has the same detector.
     """
 
     profile: str
@@ -55,9 +57,12 @@ class ExperimentSpec:
     seed: int = 0
     batch_size: int | None = None
     cached: bool = False
+    detector: tuple[tuple[str, OptionValue | None], ...] = ()
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
+        object.__setattr__(self, "detector", tuple(sorted(dict(self.detector).items())))
+        self.detector_config()  # unknown fields, architectures or backbones fail here
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; registered losses: {', '.join(sorted(LOSSES))}")
         if self.stage not in (1, 2):
@@ -77,15 +82,35 @@ class ExperimentSpec:
         """The stage-1 detector a stage-2 spec starts from."""
         if self.stage == 1:
             return None
-        return ExperimentSpec(profile=self.profile, seed=self.seed, batch_size=self.batch_size)
+        return ExperimentSpec(profile=self.profile, seed=self.seed, batch_size=self.batch_size, detector=self.detector)
 
     @property
     def name(self) -> str:
         options = "-".join(f"{k}{v}" for k, v in self.loss_options)
         batch = f"batch{self.batch_size}" if self.batch_size is not None else ""
         cached = "cached" if self.cached else ""
-        return "_".join(p for p in (self.profile, f"stage{self.stage}", self.loss, options, f"{self.schedule}x", batch,
-                                    cached, f"seed{self.seed}") if p)
+        detector = "-".join(str(v) for k, v in self.detector if k in ("architecture", "backbone"))
+        return "_".join(p for p in (self.profile, detector, f"stage{self.stage}", self.loss, options, f"{self.schedule}x",
+                                    batch, cached, f"seed{self.seed}") if p)
+
+    def detector_config(self) -> DetectorConfig:
+        """The profile's detector with this spec's overrides."""
+        from dataclasses import fields
+
+        from .models.backbones import BACKBONES
+        from .models.detector import ARCHITECTURES
+
+        base = get_profile(self.profile).detector
+        known = {f.name for f in fields(DetectorConfig)}
+        unknown = sorted(set(dict(self.detector)) - known)
+        if unknown:
+            raise ValueError(f"unknown detector field(s) {', '.join(unknown)}; DetectorConfig has {', '.join(sorted(known))}")
+        config = replace(base, **dict(self.detector))
+        if config.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown detector architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if config.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        return config
 
     def resolved(self) -> dict[str, Any]:
         """Everything that decides the result, as plain JSON data."""
@@ -94,7 +119,7 @@ class ExperimentSpec:
             "format": SPEC_FORMAT_VERSION,
             "spec": asdict(self),
             "data": asdict(_seeded(profile.data, self.seed)),
-            "detector": asdict(profile.detector),
+            "detector": asdict(self.detector_config()),
             "train": asdict(self.train_config()),
             "parent": self.parent.hash if self.parent else None,
         }
@@ -116,16 +141,18 @@ class ExperimentSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def baseline_spec(profile: str, schedule: int = 1, seed: int = 0) -> ExperimentSpec:
+def baseline_spec(profile: str, schedule: int = 1, seed: int = 0, detector: dict | None = None) -> ExperimentSpec:
     """The softmax cross-entropy baseline trained end to end (Table 2's "baseline (1x)/(2x)")."""
-    return ExperimentSpec(profile=profile, loss="softmax_ce", stage=1, schedule=schedule, seed=seed)
+    return ExperimentSpec(profile=profile, loss="softmax_ce", stage=1, schedule=schedule, seed=seed,
+                          detector=tuple((detector or {}).items()))
 
 
-def decoupled_spec(profile: str, loss: str, seed: int = 0, cached: bool = False, **loss_options: OptionValue) -> ExperimentSpec:
+def decoupled_spec(profile: str, loss: str, seed: int = 0, cached: bool = False, detector: dict | None = None,
+                   **loss_options: OptionValue) -> ExperimentSpec:
     """Stage 2 with ``loss`` on top of the 1x softmax baseline (how the paper trains ACSL); ``cached``:
     on cached box-head features (the fast stage 2)."""
     return ExperimentSpec(profile=profile, loss=loss, loss_options=tuple(loss_options.items()), stage=2, seed=seed,
-                          cached=cached)
+                          cached=cached, detector=tuple((detector or {}).items()))
 
 
 def _seeded(data, seed: int):
@@ -205,13 +232,12 @@ class RunStore:
     def _build(self, spec: ExperimentSpec, train_set: LVISDetection):
         import torch
 
-        profile = get_profile(spec.profile)
         torch.manual_seed(spec.seed)
         options = dict(spec.loss_options)
         if spec.loss == "acsl":  # its own random stream, different on every process
             options.setdefault("seed", spec.seed + 1_000_003 * distributed.rank())
         loss = build_loss(spec.loss, train_set.num_classes, train_set.frequencies, **options)
-        return build_detector(profile.detector, train_set.num_classes, loss)
+        return build_detector(spec.detector_config(), train_set.num_classes, loss)
 
     def checkpoint(self, spec: ExperimentSpec) -> Path:
         """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
@@ -312,23 +338,25 @@ def spec_arguments(spec: ExperimentSpec) -> list[str]:
         arguments += ["--batch-size", str(spec.batch_size)]
     if spec.cached:
         arguments.append("--cached-stage2")
+    for key, value in spec.detector:
+        arguments += ["--detector", f"{key}={json.dumps(value)}"]
     for key, value in spec.loss_options:
         arguments += ["--option", f"{key}={json.dumps(value)}"]
     return arguments
 
 
-def parse_option(text: str) -> tuple[str, OptionValue]:
-    """``key=value`` from the command line; the value is read as JSON (0.7, 4, true, "name"), else as
-    a plain string."""
+def parse_option(text: str, what: str = "loss option") -> tuple[str, OptionValue | None]:
+    """``key=value`` from the command line; the value is read as JSON (0.7, 4, true, null, "name"), else
+    as a plain string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise ValueError(f"loss option {text!r} is not of the form key=value (e.g. xi=0.7)")
+        raise ValueError(f"{what} {text!r} is not of the form key=value (e.g. xi=0.7)")
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
         parsed = value
-    if not isinstance(parsed, (int, float, bool, str)):
-        raise ValueError(f"loss option {key}: expected a number, true/false or a string, got {value!r}")
+    if parsed is not None and not isinstance(parsed, (int, float, bool, str)):
+        raise ValueError(f"{what} {key}: expected a number, true/false, null or a string, got {value!r}")
     return key, parsed
 
 
