@@ -189,7 +189,7 @@ class RunStore:
     ``log.jsonl`` and ``metrics.json``. Benchmark data are generated under ``data_root``."""
 
     def __init__(self, root: str | Path = "runs", data_root: str | Path = "data", device: str = "auto",
-                 progress: bool = True, processes: int = 1) -> None:
+                 progress: bool = True, processes: int = 1, amp: bool = True, channels_last: bool = False) -> None:
         if processes < 1:
             raise ValueError(f"processes must be >= 1, got {processes}")
         self.root = ensure_writable_dir(root, "run store")
@@ -199,6 +199,9 @@ class RunStore:
         self.progress = progress
         # Training with K > 1 processes is handed to `torchrun --nproc_per_node K -m acsl train`.
         self.processes = processes
+        # Numeric precision and memory layout (CUDA only) are not part of a spec's hash; metrics.json records them.
+        self.amp = amp
+        self.channels_last = channels_last
         self._loaded: dict[tuple, tuple[LVISDetection, LVISDetection, Path]] = {}
 
     def run_dir(self, spec: ExperimentSpec) -> Path:
@@ -261,7 +264,7 @@ class RunStore:
             load_stage1_weights(model, parent_checkpoint)
         started = time.perf_counter()
         train(model, train_set, config, run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
-              progress=self.progress)
+              amp=self.amp, channels_last=self.channels_last, progress=self.progress)
         if distributed.is_main_process():
             _record_timing(run_dir, "train_s", time.perf_counter() - started)
         return checkpoint
@@ -293,6 +296,10 @@ class RunStore:
                    "--data-root", str(self.data_root), "--device", self.device_name]
         if not self.progress:
             command.append("--no-progress")
+        if not self.amp:
+            command.append("--no-amp")
+        if self.channels_last:
+            command.append("--channels-last")
         finished = subprocess.run(command, capture_output=not self.progress, text=True)
         if finished.returncode != 0:
             output = (finished.stderr or "")[-3000:] if not self.progress else ""
@@ -324,6 +331,7 @@ class RunStore:
             "num_detections": len(detections),
             "timing": {**timings, "eval_s": eval_s},
             "device": str(self.device),
+            "amp": self.amp and self.device.type == "cuda",
         }
         atomic_write_json(metrics_path, record)
         distributed.barrier()

@@ -95,3 +95,13 @@ def test_unreadable_checkpoint_is_named(tmp_path):
         load_checkpoint(bad)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_channels_last_trains_like_the_default_layout(smoke_train, tmp_path):
+    config = replace(SMOKE.stage1, epochs=1)
+    default = train(_model(smoke_train), smoke_train, config, tmp_path / "nchw", device="cpu", progress=False)
+    nhwc = train(_model(smoke_train), smoke_train, config, tmp_path / "nhwc", device="cpu", channels_last=True,
+                 progress=False)
+    a, b = load_checkpoint(default)["model"], load_checkpoint(nhwc)["model"]
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a if torch.is_tensor(a[k]))
+    assert worst < 1e-3  # the same computation in another memory layout: equal up to float rounding
