@@ -226,3 +226,15 @@ def test_empty_category_list_is_named(tmp_path):
     ann.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
     with pytest.raises(AnnotationError, match=r"empty.json.*categories.*non-empty list"):
         LVISDetection(ann, tmp_path)
+
+
+def test_the_index_equals_the_official_lvis_apis(smoke_bench):
+    """``LVISIndex`` holds what ``lvis.LVIS`` holds for the fields the loaders use."""
+    from lvis import LVIS
+
+    from acsl.data.lvis_dataset import LVISDetection
+
+    official = LVIS(str(smoke_bench.train_json))
+    ours = LVISDetection(smoke_bench.train_json, smoke_bench.train_images).lvis
+    assert ours.imgs == official.imgs and ours.cats == official.cats and ours.anns == official.anns
+    assert {k: v for k, v in ours.img_ann_map.items()} == {k: v for k, v in official.img_ann_map.items() if v}

@@ -3,8 +3,10 @@
 Works the same for real LVIS v0.5 / v1 files and for the synthetic benchmark
 (``acsl.data.synthetic``, DESIGN §7). The raw JSON is validated first for every field the loaders
 rely on, so a broken file fails with an :class:`AnnotationError` naming the file, the field and
-what was expected instead of a ``KeyError`` deep in a training loop; it is then indexed with the
-official ``lvis`` API (``lvis.LVIS``).
+what was expected instead of a ``KeyError`` deep in a training loop; it is then indexed by image id
+(images and their annotations, in file order, as ``lvis.LVIS`` indexes them; the tests hold the two
+equal). The index is our own so that reading a dataset does not import the ``lvis`` package, whose
+visualisation module pulls in OpenCV and matplotlib: a GPU machine needs neither to train.
 
 Conventions (torchvision detection models): labels are contiguous ``1..C`` in increasing LVIS
 category id order, ``0`` is background; boxes are ``float32`` ``[x1, y1, x2, y2]`` in pixels,
@@ -20,7 +22,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from lvis import LVIS
 from PIL import Image
 
 __all__ = ["AnnotationError", "ImageReadError", "LVISDetection", "collate_detection"]
@@ -132,15 +133,19 @@ def validate_lvis_json(data: Any, path: str | Path) -> None:
             fail(f"{f}.bbox", "w > 0 and h > 0", bbox)
 
 
-class _PreloadedLVIS(LVIS):
-    """``lvis.LVIS`` built from an already parsed (and validated) dict: the file is read once."""
+class LVISIndex:
+    """An LVIS-format dict indexed by id: ``imgs`` (image id → record), ``cats`` (category id →
+    record), ``anns`` (annotation id → record) and ``img_ann_map`` (image id → its annotations in file
+    order) — the fields of ``lvis.LVIS`` that the loaders use, with the same contents."""
 
     def __init__(self, dataset: dict[str, Any]) -> None:
-        self._preloaded = dataset
-        super().__init__("<preloaded>")
-
-    def _load_json(self, path: str) -> dict[str, Any]:
-        return self._preloaded
+        self.dataset = dataset
+        self.imgs = {image["id"]: image for image in dataset["images"]}
+        self.cats = {category["id"]: category for category in dataset["categories"]}
+        self.anns = {annotation["id"]: annotation for annotation in dataset["annotations"]}
+        self.img_ann_map: dict[int, list[dict[str, Any]]] = {}
+        for annotation in dataset["annotations"]:
+            self.img_ann_map.setdefault(annotation["image_id"], []).append(annotation)
 
 
 def _seed_from(*values: int) -> int:
@@ -187,7 +192,7 @@ class LVISDetection(torch.utils.data.Dataset):
         except (ValueError, UnicodeDecodeError) as e:
             raise AnnotationError(f"{self.ann_file}: not a parseable JSON file ({e})") from e
         validate_lvis_json(data, self.ann_file)
-        self.lvis = _PreloadedLVIS(data)
+        self.lvis = LVISIndex(data)
 
         self.categories: list[dict[str, Any]] = sorted(data["categories"], key=lambda c: c["id"])
         self.num_classes: int = len(self.categories)
