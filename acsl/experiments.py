@@ -71,11 +71,21 @@ class ExperimentSpec:
             raise ValueError(f"schedule must be a positive multiple of the 1x schedule, got {self.schedule}")
         if self.cached and self.stage != 2:
             raise ValueError("cached=True is the fast decoupled stage 2; it needs stage=2")
+        profile = get_profile(self.profile)
+        # An override equal to the profile's value names the same training: drop it, so the hash is the same.
+        defaults = asdict(profile.detector)
+        object.__setattr__(self, "detector", tuple((k, v) for k, v in self.detector if k not in defaults or defaults[k] != v))
+        if self.batch_size is not None and self.batch_size == profile.stage1.batch_size == profile.stage2.batch_size:
+            object.__setattr__(self, "batch_size", None)
+        if self.cached and self.detector_config().architecture != "faster_rcnn":
+            raise ValueError("cached=True (the fast stage 2) supports Faster R-CNN only; Cascade R-CNN's heads see "
+                             "boxes refined by the heads before them, so its stage 2 must run exactly")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (or None for the profile's), got {self.batch_size}")
         object.__setattr__(self, "loss_options", tuple(sorted(dict(self.loss_options).items())))
         # Fail now, not after an hour of stage-1 training, on a bad option such as ξ outside (0, 1].
-        build_loss(self.loss, 3, ("r", "c", "f"), **dict(self.loss_options))
+        build_loss(self.loss, 3, ("r", "c", "f"), class_image_counts=(1, 1, 1), class_instance_counts=(1, 1, 1),
+                   num_images=3, **dict(self.loss_options))
 
     @property
     def parent(self) -> ExperimentSpec | None:
@@ -239,7 +249,9 @@ class RunStore:
         options = dict(spec.loss_options)
         if spec.loss == "acsl":  # its own random stream, different on every process
             options.setdefault("seed", spec.seed + 1_000_003 * distributed.rank())
-        loss = build_loss(spec.loss, train_set.num_classes, train_set.frequencies, **options)
+        loss = build_loss(spec.loss, train_set.num_classes, train_set.frequencies,
+                          class_image_counts=train_set.image_counts, class_instance_counts=train_set.instance_counts,
+                          num_images=len(train_set), **options)
         return build_detector(spec.detector_config(), train_set.num_classes, loss)
 
     def checkpoint(self, spec: ExperimentSpec) -> Path:
@@ -249,10 +261,14 @@ class RunStore:
         checkpoint = run_dir / CHECKPOINT_NAME
         if checkpoint.exists() and _finished_epochs(checkpoint) >= config.epochs:
             return checkpoint
-        if spec.cached:  # seconds of work: one process does it, the others wait
-            with distributed.main_process_first():
-                if not (checkpoint.exists() and _finished_epochs(checkpoint) >= config.epochs):
-                    self._train_cached(spec)
+        if spec.cached:
+            # Everything with collectives first, on every rank: the stage-1 parent and the datasets. Then
+            # rank 0 alone builds the cache and trains the classifier (seconds of work); the others wait.
+            self.checkpoint(spec.parent)
+            self.datasets(spec)
+            if distributed.is_main_process():
+                self._train_cached(spec)
+            distributed.barrier()
             return checkpoint
         if self.processes > 1 and not distributed.is_distributed():
             self._train_with_torchrun(spec)
@@ -293,7 +309,7 @@ class RunStore:
 
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={self.processes}",
                    "-m", "acsl", "train", *spec_arguments(spec), "--run-store", str(self.root),
-                   "--data-root", str(self.data_root), "--device", self.device_name]
+                   "--data-root", str(self.data_root), "--device", self.device.type]  # each rank: cuda:LOCAL_RANK
         if not self.progress:
             command.append("--no-progress")
         if not self.amp:

@@ -14,7 +14,8 @@ from acsl.profiles import get_profile
 
 def _detector(dataset, loss_name, **options):
     torch.manual_seed(0)
-    loss = build_loss(loss_name, dataset.num_classes, dataset.frequencies, **options)
+    loss = build_loss(loss_name, dataset.num_classes, dataset.frequencies, class_image_counts=dataset.image_counts,
+                      class_instance_counts=dataset.instance_counts, num_images=len(dataset), **options)
     return build_detector(get_profile("smoke").detector, dataset.num_classes, loss)
 
 

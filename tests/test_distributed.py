@@ -1,5 +1,5 @@
 """Data parallel training under torchrun on the CPU (gloo): K processes train like one process with the
-same total batch, sharded inference equals one process, a DDP checkpoint resumes in one process, one
+same total batch (an uneven last batch included), sharded inference equals one process, a DDP checkpoint resumes in one process, one
 failing rank ends the run, and `torchrun -m acsl eval` works end to end."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from acsl.engine import load_checkpoint, predict, train
 
 WORKERS = Path(__file__).parent / "workers"
 sys.path.insert(0, str(WORKERS))
-from ddp_setup import build_model, train_config  # noqa: E402
+from ddp_setup import build_model, train_config, training_images  # noqa: E402
 
 
 def torchrun(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -49,8 +49,8 @@ def ddp_run(smoke_bench, tmp_path_factory):
 
 def test_two_processes_train_like_one_process_with_the_same_total_batch(ddp_run, smoke_train, tmp_path):
     initial = {k: v.clone() for k, v in build_model(smoke_train).state_dict().items() if v.is_floating_point()}
-    single = train(build_model(smoke_train), smoke_train, train_config(epochs=1), tmp_path, seed=0, device="cpu",
-                   progress=False)
+    single = train(build_model(smoke_train), training_images(smoke_train), train_config(epochs=1), tmp_path, seed=0,
+                   device="cpu", progress=False)
     distributed_state, single_state = model_state(ddp_run / "checkpoint.pt"), model_state(single)
     assert_states_close(distributed_state, single_state)
     moved = max((single_state[k] - initial[k]).abs().max().item() for k in initial)
@@ -59,7 +59,8 @@ def test_two_processes_train_like_one_process_with_the_same_total_batch(ddp_run,
     assert checkpoint["world_size"] == 2 and checkpoint["epoch"] == 1
     # Rank 0 alone writes the log: one line per iteration, the losses averaged over both processes.
     lines = [json.loads(line) for line in (ddp_run / "log.jsonl").read_text().splitlines()]
-    assert [line["iteration"] for line in lines] == list(range(1, len(smoke_train) // 4 + 1))
+    assert [line["iteration"] for line in lines] == [1, 2, 3, 4, 5, 6]  # ceil(23 / 4)
+    assert len(checkpoint["ranks"]) == 2  # both processes' random streams, for an exact resume
 
 
 def test_sharded_inference_equals_one_process(ddp_run, smoke_train, smoke_val):
@@ -86,9 +87,10 @@ def test_a_ddp_checkpoint_resumes_in_one_process(ddp_run, smoke_train, tmp_path)
     resumed_dir.mkdir()
     for name in ("checkpoint.pt", "log.jsonl"):
         (resumed_dir / name).write_bytes((ddp_run / name).read_bytes())
-    resumed = train(build_model(smoke_train), smoke_train, train_config(epochs=2), resumed_dir, seed=0, device="cpu",
+    images = training_images(smoke_train)
+    resumed = train(build_model(smoke_train), images, train_config(epochs=2), resumed_dir, seed=0, device="cpu",
                     progress=False)
-    uninterrupted = train(build_model(smoke_train), smoke_train, train_config(epochs=2), tmp_path / "straight",
+    uninterrupted = train(build_model(smoke_train), images, train_config(epochs=2), tmp_path / "straight",
                           seed=0, device="cpu", progress=False)
     assert load_checkpoint(resumed)["epoch"] == 2
     assert_states_close(model_state(resumed), model_state(uninterrupted))

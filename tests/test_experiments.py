@@ -38,6 +38,22 @@ def test_a_total_batch_scales_the_lr_linearly_and_reaches_the_parent():
     assert spec.parent.batch_size == 16 and "batch16" in spec.name
 
 
+def test_overrides_equal_to_the_profile_name_the_same_run():
+    plain = decoupled_spec("quick", "acsl", xi=0.7)
+    assert decoupled_spec("quick", "acsl", detector={"architecture": "faster_rcnn"}, xi=0.7).hash == plain.hash
+    assert replace(plain, batch_size=8).hash == plain.hash  # the quick profile's batch
+    assert decoupled_spec("quick", "acsl", detector={"backbone": "narrow_resnet_deep"}, xi=0.7).hash != plain.hash
+
+
+def test_the_cached_stage2_is_refused_for_cascade_rcnn_at_once():
+    with pytest.raises(ValueError, match="Faster R-CNN only"):
+        decoupled_spec("quick", "acsl", cached=True, detector={"architecture": "cascade_rcnn"}, xi=0.7)
+    with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
+        baseline_spec("quick", detector={"backbone": "vgg"})
+    with pytest.raises(ValueError, match="unknown detector field"):
+        baseline_spec("quick", detector={"depth": 3})
+
+
 def test_cli_arguments_name_the_same_spec():
     from acsl.cli import _parser, _spec
     from acsl.experiments import spec_arguments
@@ -60,7 +76,7 @@ def test_schedule_multiplies_the_stage1_epochs_and_steps():
     "kwargs,message",
     [
         (dict(profile="huge"), "unknown profile 'huge'"),
-        (dict(profile="smoke", loss="focal"), "unknown loss 'focal'"),
+        (dict(profile="smoke", loss="magic"), "unknown loss 'magic'"),
         (dict(profile="smoke", loss="acsl", loss_options=(("xi", 1.5),), stage=2), r"xi .* \(0, 1\]"),
         (dict(profile="smoke", loss="bce", loss_options=(("gamma", 2.0),)), "bad options for loss 'bce'"),
         (dict(profile="smoke", stage=3), "stage must be 1 or 2"),

@@ -121,8 +121,8 @@ def test_a_failing_notebook_is_named_with_its_cell_and_the_old_report_stays(tmp_
 
 def test_cli_exits_nonzero_with_a_clear_message(tmp_path, capsys):
     _failing_notebook(tmp_path / "nbs")
-    assert main(["eval", "--loss", "focal", "--run-store", str(tmp_path / "runs")]) == 1
-    assert "unknown loss 'focal'" in capsys.readouterr().err
+    assert main(["eval", "--loss", "magic", "--run-store", str(tmp_path / "runs")]) == 1
+    assert "unknown loss 'magic'" in capsys.readouterr().err
     assert main(["reproduce", "--only", "table9", "--reports", str(tmp_path / "r")]) == 1
     assert "unknown notebook(s) ['table9']" in capsys.readouterr().err
     assert main(["data", "check", "openimages", "--root", str(tmp_path)]) == 1

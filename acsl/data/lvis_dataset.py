@@ -202,6 +202,14 @@ class LVISDetection(torch.utils.data.Dataset):
         }
         self.frequencies: list[str] = [str(c["frequency"]) for c in self.categories]
         self.image_ids: list[int] = [int(im["id"]) for im in data["images"]]
+        images_with: dict[int, set[int]] = {cid: set() for cid in self.label_to_category_id}
+        instances: dict[int, int] = dict.fromkeys(self.label_to_category_id, 0)
+        for annotation in data["annotations"]:
+            images_with[annotation["category_id"]].add(annotation["image_id"])
+            instances[annotation["category_id"]] += 1
+        #: Per label 1..C (list index label − 1): training images containing the class, and its boxes.
+        self.image_counts: list[int] = [len(images_with[cid]) for cid in self.label_to_category_id]
+        self.instance_counts: list[int] = [instances[cid] for cid in self.label_to_category_id]
 
     # ------------------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -45,14 +45,17 @@ def launched_by_torchrun() -> bool:
 
 
 def process_device(device: str | torch.device = "auto") -> torch.device:
-    """The device of this process: under torchrun on GPUs ``cuda:LOCAL_RANK``; ``"auto"`` picks CUDA
-    when available, else the CPU."""
+    """The device of this process: under torchrun on GPUs ``cuda:LOCAL_RANK`` (an index given with
+    ``cuda`` is overridden: each process drives its own GPU); ``"auto"`` picks CUDA when available,
+    else the CPU."""
     device = str(device)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     resolved = torch.device(device)
+    if resolved.type == "cuda" and launched_by_torchrun():
+        return torch.device("cuda", local_rank())  # one GPU per process, whatever index was asked for
     if resolved.type == "cuda" and resolved.index is None:
-        resolved = torch.device("cuda", local_rank() if launched_by_torchrun() else torch.cuda.current_device())
+        return torch.device("cuda", torch.cuda.current_device())
     return resolved
 
 
@@ -109,6 +112,12 @@ def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
     values = values.detach().clone()
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values / world_size()
+
+
+def shard_weight(local_images: int, global_images: int) -> float:
+    """The factor for this rank's mean loss so that DDP's average over ranks equals the mean over all
+    images of the global batch when the ranks' shares differ (an uneven last batch): K·n_r/N."""
+    return world_size() * local_images / global_images
 
 
 def shard_batch(batch: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

@@ -113,6 +113,7 @@ def build_roi_cache(
                 image_list, targets = model.transform(images, targets)
                 features = model.backbone(image_list.tensors)
                 proposals, _ = model.rpn(image_list, features, targets)
+                proposals = [p.float() for p in proposals]
                 proposals, _, labels, _ = model.roi_heads.select_training_samples(proposals, targets)
             pooled = model.roi_heads.box_roi_pool(features, proposals, image_list.image_sizes)
             box_features = model.roi_heads.box_head(pooled).float().cpu()

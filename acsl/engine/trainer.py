@@ -113,6 +113,16 @@ def _restore_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _loss_state(model: nn.Module):
+    """The classification loss's own state (e.g. ACSL's generator), which differs between ranks."""
+    loss = model.classification_loss
+    return loss.get_extra_state() if type(loss).get_extra_state is not nn.Module.get_extra_state else None
+
+
+def _process_state(model: nn.Module, device: torch.device) -> dict:
+    return {"rng": _rng_state(device), "loss": _loss_state(model)}
+
+
 def _truncate_log(path: Path, last_iteration: int) -> None:
     """Drop log lines past the checkpoint (and a line cut short by the interruption), so a resumed
     run's log reads like an uninterrupted one."""
@@ -196,7 +206,13 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state.get("scaler", {}))
-        _restore_rng_state(state["rng"], device)
+        ranks = state.get("ranks")
+        if ranks is not None and len(ranks) == world:  # the same number of processes: each takes its own
+            _restore_rng_state(ranks[rank]["rng"], device)
+            if ranks[rank]["loss"] is not None:
+                model.classification_loss.set_extra_state(ranks[rank]["loss"])
+        else:  # another number of processes (e.g. one): rank 0's streams
+            _restore_rng_state(state["rng"], device)
         start_epoch = state["epoch"]
         if is_main:
             _truncate_log(log_path, start_epoch * iters_per_epoch)
@@ -229,6 +245,9 @@ def train(
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 losses = forward(images, targets)
             loss = losses["loss_classifier"] if stage == 2 else sum(losses.values())
+            # DDP averages the ranks' gradients; weighting each rank's mean by its share of the global batch
+            # makes that the mean over all images also when the shares differ (an uneven last batch).
+            weight = distributed.shard_weight(len(batch_indices), max(len(global_batch), world)) if world > 1 else 1.0
             # The mean over processes: what is logged, and a NaN seen by one rank stops every rank.
             reported = distributed.mean_over_ranks(torch.stack([loss.detach(), *[v.detach() for v in losses.values()]]).float())
             if not torch.isfinite(reported).all():
@@ -237,7 +256,7 @@ def train(
                     f"({ {k: round(v.item(), 4) for k, v in zip(losses, reported[1:])} }); lower the lr or check the data"
                 )
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(loss * weight if weight != 1.0 else loss).backward()
             scaler.unscale_(optimizer)
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
@@ -260,6 +279,7 @@ def train(
             if on_step is not None:
                 on_step(iteration + 1)
         bar.close()
+        ranks = distributed.all_gather(_process_state(model, device)) if world > 1 else None
         if is_main:
             atomic_torch_save(
                 {
@@ -272,6 +292,7 @@ def train(
                     "config": asdict(config),
                     "world_size": world,
                     "rng": _rng_state(device),
+                    "ranks": ranks,  # every process's random streams and loss state, for an exact resume
                 },
                 checkpoint_path,
             )

@@ -25,6 +25,11 @@ class ClassificationLoss(nn.Module):
     """
 
     use_sigmoid: bool = False
+    #: Losses that need the training set's counts (``class_image_counts``, ``class_instance_counts``,
+    #: ``num_images``) set this; ``build_loss`` then passes them.
+    requires_counts: bool = False
+    #: Prior probability of the sigmoid classifiers' initial bias (``initial_bias``).
+    prior_probability: float = 0.01
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None) -> None:
         super().__init__()
@@ -32,6 +37,16 @@ class ClassificationLoss(nn.Module):
             raise ValueError(f"num_classes must be >= 1 (foreground classes), got {num_classes}")
         self.num_classes = int(num_classes)
         self.class_frequencies = _check_frequencies(class_frequencies, self.num_classes)
+
+    def _check_counts(self, name: str, counts: Sequence[int] | None) -> torch.Tensor:
+        """One non-negative count per foreground class, as float64."""
+        if counts is None:
+            raise ValueError(f"{type(self).__name__} needs {name} (one count per foreground class from the training set)")
+        values = torch.as_tensor(list(counts), dtype=torch.float64)
+        if values.shape != (self.num_classes,) or bool((values < 0).any()):
+            raise ValueError(f"{type(self).__name__}: {name} must hold {self.num_classes} non-negative counts, "
+                             f"got {values.numel()} values (min {values.min().item() if values.numel() else 'n/a'})")
+        return values
 
     def initial_bias(self) -> torch.Tensor | None:
         """Initial bias of the C + 1 classifier outputs, or None for the layer's default.
@@ -42,7 +57,7 @@ class ClassificationLoss(nn.Module):
         it with the stage-1 weights.
         """
         if self.use_sigmoid:
-            prior = 0.01
+            prior = self.prior_probability
             return torch.full((self.num_classes + 1,), -math.log((1 - prior) / prior))
         return None
 

@@ -7,6 +7,9 @@ from typing import Any
 
 from .acsl import ACSL
 from .base import ClassificationLoss
+from .class_balanced import ClassBalancedCE
+from .eql import EQL
+from .focal import FocalLoss
 from .sigmoid_bce import SigmoidBCE
 from .softmax_ce import SoftmaxCE
 
@@ -14,6 +17,9 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
     "acsl": ACSL,
     "softmax_ce": SoftmaxCE,
     "bce": SigmoidBCE,
+    "focal": FocalLoss,
+    "class_balanced": ClassBalancedCE,
+    "eql": EQL,
 }
 
 
@@ -21,14 +27,25 @@ def build_loss(
     name: str,
     num_classes: int,
     class_frequencies: Sequence[str] | None = None,
+    class_image_counts: Sequence[int] | None = None,
+    class_instance_counts: Sequence[int] | None = None,
+    num_images: int | None = None,
     **options: Any,
 ) -> ClassificationLoss:
-    """Build the loss registered under ``name`` (one of ``LOSSES``) with its hyper-parameters ``options``."""
+    """Build the loss registered under ``name`` (one of ``LOSSES``) with its hyper-parameters ``options``.
+
+    The training set's statistics — ``class_frequencies`` ('r'/'c'/'f'), and for the losses that need
+    them (``requires_counts``) the per-class image and instance counts and the number of images — come
+    from the dataset, never from the options."""
     try:
         cls = LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}") from None
+    statistics: dict[str, Any] = {}
+    if cls.requires_counts:
+        statistics = {"class_image_counts": class_image_counts, "class_instance_counts": class_instance_counts,
+                      "num_images": num_images}
     try:
-        return cls(num_classes=num_classes, class_frequencies=class_frequencies, **options)
+        return cls(num_classes=num_classes, class_frequencies=class_frequencies, **statistics, **options)
     except TypeError as error:
         raise ValueError(f"bad options for loss {name!r}: {error}") from None

@@ -104,7 +104,7 @@ class CascadeRoIHeads(nn.Module):
 
     @staticmethod
     def _refine(stage: RoIHeads, deltas: torch.Tensor, proposals: list[torch.Tensor], image_shapes) -> list[torch.Tensor]:
-        boxes = stage.box_coder.decode(deltas.detach(), proposals).reshape(-1, 4)
+        boxes = stage.box_coder.decode(deltas.detach().float(), proposals).reshape(-1, 4)  # fp32 under autocast
         return [box_ops.clip_boxes_to_image(b, shape) for b, shape in zip(boxes.split([len(p) for p in proposals]), image_shapes)]
 
     def forward(self, features, proposals, image_shapes, targets=None):
@@ -112,6 +112,7 @@ class CascadeRoIHeads(nn.Module):
             if targets is None:
                 raise ValueError("CascadeRoIHeads: targets are required in training mode")
             loss_classifier, loss_box_reg = 0.0, 0.0
+            proposals = [p.float() for p in proposals]  # bf16 proposals under autocast: match in fp32
             for index, (stage, weight) in enumerate(zip(self.stages, self.loss_weights)):
                 proposals, _, labels, regression_targets = stage.select_training_samples(proposals, targets)
                 logits, deltas = self._run_stage(stage, features, proposals, image_shapes)
@@ -130,7 +131,7 @@ class CascadeRoIHeads(nn.Module):
                 proposals = self._refine(stage, deltas, proposals, image_shapes)
         scores = torch.stack(stage_scores).mean(dim=0)
         last = self.stages[-1]
-        boxes = last.box_coder.decode(deltas, proposals).reshape(-1, 1, 4).expand(-1, scores.shape[1], 4)
+        boxes = last.box_coder.decode(deltas.float(), proposals).reshape(-1, 1, 4).expand(-1, scores.shape[1], 4)
         detected = select_detections(scores, boxes, [len(p) for p in proposals], image_shapes,
                                      self.score_thresh, self.nms_thresh, self.detections_per_img)
         return [{"boxes": b, "scores": s, "labels": l} for b, s, l in zip(*detected)], {}

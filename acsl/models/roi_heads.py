@@ -28,6 +28,9 @@ class LongTailRoIHeads(RoIHeads):
         if self.training:
             if targets is None:
                 raise ValueError("LongTailRoIHeads: targets are required in training mode")
+            # Under bf16 autocast the RPN's proposals come out in bf16 (4 px steps near 1000 px); match and
+            # encode targets in fp32, as torchvision does without autocast.
+            proposals = [p.float() for p in proposals]
             proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
         pooled = self.box_roi_pool(features, proposals, image_shapes)
         class_logits, box_regression = self.box_predictor(self.box_head(pooled))

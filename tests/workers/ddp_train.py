@@ -1,5 +1,5 @@
-"""Run under `torchrun --nproc_per_node 2`: train the smoke detector for one epoch with a total batch of
-4 images (2 per process), then run sharded inference; rank 0 saves the detections as JSON.
+"""Run under `torchrun --nproc_per_node 2`: train the smoke detector for one epoch over 23 images with a total
+batch of 4 (2 per process; the last batch of 3 splits 2/1), then run sharded inference; rank 0 saves the detections as JSON.
 
 Used by tests/test_distributed.py; ``--fail-at-step N`` makes rank 1 raise after step N instead."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ddp_setup import build_model, train_config  # noqa: E402
+from ddp_setup import build_model, train_config, training_images  # noqa: E402
 
 from acsl.data import LVISDetection  # noqa: E402
 from acsl.engine import distributed, predict, train  # noqa: E402
@@ -35,7 +35,7 @@ def main() -> None:
             if distributed.rank() == 1 and step == args.fail_at_step:
                 raise RuntimeError(f"rank 1 fails on purpose at step {step}")
 
-        train(model, train_set, train_config(epochs=1), args.out_dir, seed=0, device=device, progress=False,
+        train(model, training_images(train_set), train_config(epochs=1), args.out_dir, seed=0, device=device, progress=False,
               on_step=fail if args.fail_at_step is not None else None)
         detections = predict(model, val_set, batch_size=3, device=device, progress=False)
         if distributed.is_main_process():
