@@ -10,6 +10,7 @@ stage-1 detector of its parent spec (DESIGN §2: "spec → run store → metrics
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -247,7 +248,7 @@ class RunStore:
 
         torch.manual_seed(spec.seed)
         options = dict(spec.loss_options)
-        if spec.loss == "acsl":  # its own random stream, different on every process
+        if "seed" in inspect.signature(LOSSES[spec.loss]).parameters:  # its own random stream, one per process
             options.setdefault("seed", spec.seed + 1_000_003 * distributed.rank())
         loss = build_loss(spec.loss, train_set.num_classes, train_set.frequencies,
                           class_image_counts=train_set.image_counts, class_instance_counts=train_set.instance_counts,

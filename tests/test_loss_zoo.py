@@ -112,8 +112,37 @@ def test_bad_hyper_parameters_are_refused(name, options, message):
 
 def test_every_loss_gives_a_finite_loss_and_gradient_in_half_precision_inputs():
     logits, labels = _inputs()
-    for name in ("focal", "eql", "class_balanced"):
+    for name in ("focal", "eql", "class_balanced", "federated"):
         z = logits.detach().to(torch.bfloat16).requires_grad_(True)
         value = _build(name)(z, labels)
         value.backward()
         assert value.dtype == torch.float32 and math.isfinite(value.item()) and torch.isfinite(z.grad.float()).all()
+
+
+def test_federated_loss_trains_the_batchs_classes_plus_a_frequency_draw():
+    loss = _build("federated", num_sample_classes=5, seed=3)
+    labels = torch.tensor([0, 2, 2, 7])
+    mask = loss.sampled_columns(labels)
+    assert mask[0] and mask[2] and mask[7] and int(mask[1:].sum()) == 5
+    again = _build("federated", num_sample_classes=5, seed=3).sampled_columns(labels)
+    assert torch.equal(mask, again)  # seeded
+    # Drawn ∝ image_count^0.5: over many draws the most frequent free class comes up more than the rarest.
+    draws = torch.stack([loss.sampled_columns(torch.tensor([0])) for _ in range(400)]).float().mean(0)
+    assert draws[12] > draws[1]
+
+
+def test_federated_gradient_is_bce_on_the_sampled_columns():
+    logits, labels = _inputs()
+    loss = _build("federated", num_sample_classes=4, seed=1)
+    state = loss.generator.get_state()
+    loss(logits, labels).backward()
+    loss.generator.set_state(state)
+    mask = loss.sampled_columns(labels).double()
+    p = torch.sigmoid(logits.detach())
+    y = one_hot_targets(labels, C + 1, p.dtype)
+    torch.testing.assert_close(logits.grad, mask * (p - y) / logits.shape[0])
+
+
+def test_federated_with_every_class_is_bce():
+    logits, labels = _inputs()
+    torch.testing.assert_close(_build("federated", num_sample_classes=C)(logits, labels), build_loss("bce", C)(logits, labels))

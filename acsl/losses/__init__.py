@@ -2,8 +2,13 @@
 
 from .acsl import ACSL
 from .base import ClassificationLoss
+from .class_balanced import ClassBalancedCE
+from .eql import EQL
+from .federated import FederatedLoss
+from .focal import FocalLoss
 from .registry import LOSSES, build_loss
 from .sigmoid_bce import SigmoidBCE
 from .softmax_ce import SoftmaxCE
 
-__all__ = ["ACSL", "ClassificationLoss", "LOSSES", "SigmoidBCE", "SoftmaxCE", "build_loss"]
+__all__ = ["ACSL", "ClassBalancedCE", "ClassificationLoss", "EQL", "FederatedLoss", "FocalLoss", "LOSSES",
+           "SigmoidBCE", "SoftmaxCE", "build_loss"]

@@ -9,6 +9,7 @@ from .acsl import ACSL
 from .base import ClassificationLoss
 from .class_balanced import ClassBalancedCE
 from .eql import EQL
+from .federated import FederatedLoss
 from .focal import FocalLoss
 from .sigmoid_bce import SigmoidBCE
 from .softmax_ce import SoftmaxCE
@@ -20,6 +21,7 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
     "focal": FocalLoss,
     "class_balanced": ClassBalancedCE,
     "eql": EQL,
+    "federated": FederatedLoss,
 }
 
 
