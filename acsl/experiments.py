@@ -73,9 +73,7 @@ class ExperimentSpec:
         if self.cached and self.stage != 2:
             raise ValueError("cached=True is the fast decoupled stage 2; it needs stage=2")
         profile = get_profile(self.profile)
-        # An override equal to the profile's value names the same training: drop it, so the hash is the same.
-        defaults = asdict(profile.detector)
-        object.__setattr__(self, "detector", tuple((k, v) for k, v in self.detector if k not in defaults or defaults[k] != v))
+        # A total batch equal to the profile's names the same training: drop it, so the hash is the same.
         if self.batch_size is not None and self.batch_size == profile.stage1.batch_size == profile.stage2.batch_size:
             object.__setattr__(self, "batch_size", None)
         if self.cached and self.detector_config().architecture != "faster_rcnn":

@@ -117,3 +117,24 @@ def test_torchrun_acsl_eval_trains_and_scores_with_two_processes(tmp_path):
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["metrics"] == metrics and record["num_detections"] > 0
     assert load_checkpoint(run_dir / "checkpoint.pt")["world_size"] == 2
+
+
+def test_eqlv2_statistics_are_all_reduced_and_identical_on_both_ranks(tmp_path):
+    sys.path.insert(0, str(WORKERS))
+    from eqlv2_sync import C, batch
+
+    from acsl.losses import build_loss
+
+    out = tmp_path / "states.json"
+    finished = torchrun(str(WORKERS / "eqlv2_sync.py"), str(out))
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    rank0, rank1 = json.loads(out.read_text())
+    assert rank0 == rank1
+    # ... and equal to one process fed both ranks' batches together at each step.
+    single = build_loss("eqlv2", C)
+    for step in range(3):
+        (l0, y0), (l1, y1) = batch(0, step), batch(1, step)
+        # Each rank divides by its own 16 RoIs; the statistics are sums of |p − y|·w, so concatenating is exact.
+        single(torch.cat([l0, l1]).requires_grad_(True), torch.cat([y0, y1]))
+    assert rank0["pos"] == pytest.approx(single.pos_grad.tolist()) and rank0["neg"] == pytest.approx(single.neg_grad.tolist())
+    assert sum(rank0["pos"]) > 0

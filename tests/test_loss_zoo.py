@@ -112,7 +112,7 @@ def test_bad_hyper_parameters_are_refused(name, options, message):
 
 def test_every_loss_gives_a_finite_loss_and_gradient_in_half_precision_inputs():
     logits, labels = _inputs()
-    for name in ("focal", "eql", "class_balanced", "federated"):
+    for name in ("focal", "eql", "class_balanced", "federated", "eqlv2"):
         z = logits.detach().to(torch.bfloat16).requires_grad_(True)
         value = _build(name)(z, labels)
         value.backward()
@@ -146,3 +146,40 @@ def test_federated_gradient_is_bce_on_the_sampled_columns():
 def test_federated_with_every_class_is_bce():
     logits, labels = _inputs()
     torch.testing.assert_close(_build("federated", num_sample_classes=C)(logits, labels), build_loss("bce", C)(logits, labels))
+
+
+def test_eqlv2_starts_as_bce_and_accumulates_weighted_gradient_magnitudes():
+    loss = _build("eqlv2")
+    logits, labels = _inputs()
+    torch.testing.assert_close(loss(logits, labels), build_loss("bce", C)(logits, labels))  # all weights 1 at first
+    p = torch.sigmoid(logits.detach())
+    y = one_hot_targets(labels, C + 1, p.dtype)
+    grad = (p - y).abs()
+    torch.testing.assert_close(loss.pos_grad, (grad * y).sum(0)[1:])
+    torch.testing.assert_close(loss.neg_grad, (grad * (1 - y)).sum(0)[1:])
+    # Second step: the weights come from the ratio of the sums (Eq. 8–9) and are what the gradient uses.
+    positive, negative = loss.column_weights()
+    ratio = loss.pos_grad / (loss.neg_grad + 1e-10)
+    q = 1 / (1 + torch.exp(-12.0 * (ratio - 0.8)))
+    torch.testing.assert_close(negative[1:], q)
+    torch.testing.assert_close(positive[1:], 1 + 4.0 * (1 - q))
+    assert positive[0] == negative[0] == 1.0  # background column
+    logits2, labels2 = _inputs(seed=1)
+    loss(logits2, labels2).backward()
+    p2 = torch.sigmoid(logits2.detach())
+    y2 = one_hot_targets(labels2, C + 1, p2.dtype)
+    weights = y2 * positive + (1 - y2) * negative
+    torch.testing.assert_close(logits2.grad, weights * (p2 - y2) / logits2.shape[0])
+
+
+def test_eqlv2_statistics_are_part_of_the_state_dict():
+    loss = _build("eqlv2")
+    logits, labels = _inputs()
+    loss(logits, labels)
+    fresh = _build("eqlv2")
+    fresh.load_state_dict(loss.state_dict())
+    assert torch.equal(fresh.pos_grad, loss.pos_grad) and int(fresh.collected) == 1
+    loss.eval()
+    before = loss.pos_grad.clone()
+    loss(logits, labels)  # evaluation collects nothing
+    assert torch.equal(loss.pos_grad, before)

@@ -152,6 +152,7 @@ def train_classifier_on_cache(
     (classifier,) = model.classifiers
     parameters = freeze_all_but_classifier(model)
     loss_fn = model.classification_loss
+    loss_fn.sync_across_processes = False  # this runs on one process, also inside a distributed run
     optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     iters_per_epoch = math.ceil(len(dataset) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

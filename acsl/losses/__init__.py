@@ -4,11 +4,12 @@ from .acsl import ACSL
 from .base import ClassificationLoss
 from .class_balanced import ClassBalancedCE
 from .eql import EQL
+from .eqlv2 import EQLv2
 from .federated import FederatedLoss
 from .focal import FocalLoss
 from .registry import LOSSES, build_loss
 from .sigmoid_bce import SigmoidBCE
 from .softmax_ce import SoftmaxCE
 
-__all__ = ["ACSL", "ClassBalancedCE", "ClassificationLoss", "EQL", "FederatedLoss", "FocalLoss", "LOSSES",
+__all__ = ["ACSL", "ClassBalancedCE", "ClassificationLoss", "EQL", "EQLv2", "FederatedLoss", "FocalLoss", "LOSSES",
            "SigmoidBCE", "SoftmaxCE", "build_loss"]

@@ -30,6 +30,9 @@ class ClassificationLoss(nn.Module):
     requires_counts: bool = False
     #: Prior probability of the sigmoid classifiers' initial bias (``initial_bias``).
     prior_probability: float = 0.01
+    #: Losses that keep statistics over all processes (EQLv2) all-reduce them only while this is True; a
+    #: code path that runs on one rank of a distributed run (the cached stage 2) turns it off.
+    sync_across_processes: bool = True
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None) -> None:
         super().__init__()

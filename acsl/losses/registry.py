@@ -9,6 +9,7 @@ from .acsl import ACSL
 from .base import ClassificationLoss
 from .class_balanced import ClassBalancedCE
 from .eql import EQL
+from .eqlv2 import EQLv2
 from .federated import FederatedLoss
 from .focal import FocalLoss
 from .sigmoid_bce import SigmoidBCE
@@ -22,6 +23,7 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
     "class_balanced": ClassBalancedCE,
     "eql": EQL,
     "federated": FederatedLoss,
+    "eqlv2": EQLv2,
 }
 
 
