@@ -112,7 +112,7 @@ def test_bad_hyper_parameters_are_refused(name, options, message):
 
 def test_every_loss_gives_a_finite_loss_and_gradient_in_half_precision_inputs():
     logits, labels = _inputs()
-    for name in ("focal", "eql", "class_balanced", "federated", "eqlv2"):
+    for name in ("focal", "eql", "class_balanced", "federated", "eqlv2", "ldam"):
         z = logits.detach().to(torch.bfloat16).requires_grad_(True)
         value = _build(name)(z, labels)
         value.backward()
@@ -183,3 +183,20 @@ def test_eqlv2_statistics_are_part_of_the_state_dict():
     before = loss.pos_grad.clone()
     loss(logits, labels)  # evaluation collects nothing
     assert torch.equal(loss.pos_grad, before)
+
+
+def test_ldam_margins_and_gradient_follow_cao_et_al():
+    loss = _build("ldam", max_margin=0.5, scale=2.0)
+    expected = torch.tensor([n ** -0.25 for n in INSTANCE_COUNTS], dtype=torch.float64)
+    torch.testing.assert_close(loss.margins[1:].double(), expected * 0.5 / expected.max(), rtol=1e-6, atol=1e-7)
+    assert loss.margins[0] == 0 and loss.margins[1:].max() == pytest.approx(0.5)  # rarest class: largest margin
+    logits, labels = _inputs()
+    loss(logits, labels).backward()
+    y = one_hot_targets(labels, C + 1, logits.dtype)
+    shifted = logits.detach() - loss.margins.double()[labels].unsqueeze(1) * y
+    torch.testing.assert_close(logits.grad, 2.0 * (torch.softmax(2.0 * shifted, -1) - y) / logits.shape[0])
+
+
+def test_ldam_without_margin_is_softmax_ce():
+    logits, labels = _inputs()
+    torch.testing.assert_close(_build("ldam", max_margin=0.0)(logits, labels), F.cross_entropy(logits, labels))

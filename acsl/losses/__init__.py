@@ -7,9 +7,10 @@ from .eql import EQL
 from .eqlv2 import EQLv2
 from .federated import FederatedLoss
 from .focal import FocalLoss
+from .ldam import LDAM
 from .registry import LOSSES, build_loss
 from .sigmoid_bce import SigmoidBCE
 from .softmax_ce import SoftmaxCE
 
-__all__ = ["ACSL", "ClassBalancedCE", "ClassificationLoss", "EQL", "EQLv2", "FederatedLoss", "FocalLoss", "LOSSES",
+__all__ = ["ACSL", "ClassBalancedCE", "ClassificationLoss", "EQL", "EQLv2", "FederatedLoss", "FocalLoss", "LDAM", "LOSSES",
            "SigmoidBCE", "SoftmaxCE", "build_loss"]

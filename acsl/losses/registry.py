@@ -12,6 +12,7 @@ from .eql import EQL
 from .eqlv2 import EQLv2
 from .federated import FederatedLoss
 from .focal import FocalLoss
+from .ldam import LDAM
 from .sigmoid_bce import SigmoidBCE
 from .softmax_ce import SoftmaxCE
 
@@ -24,6 +25,7 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
     "eql": EQL,
     "federated": FederatedLoss,
     "eqlv2": EQLv2,
+    "ldam": LDAM,
 }
 
 
