@@ -54,9 +54,9 @@ def test_eql_excludes_only_tail_classes_of_foreground_rois():
     assert loss.tail_columns.tolist() == [False] + [c < 10 for c in IMAGE_COUNTS]
     labels = torch.tensor([0, 3, 9])
     w = loss.weights(labels, torch.float64)
-    assert w[0].tolist() == [1.0] * (C + 1)  # background RoI: every negative kept
-    assert w[1].tolist() == [1.0, 0, 0, 1, 0, 0] + [1.0] * (C - 5)  # its own tail class 3 kept, other tails out
-    assert w[2].tolist() == [1.0, 0, 0, 0, 0, 0] + [1.0] * (C - 5)
+    assert w[0].tolist() == [0.0] + [1.0] * C  # background RoI: every class suppressed; no background logit
+    assert w[1].tolist() == [0.0, 0, 0, 1, 0, 0] + [1.0] * (C - 5)  # its own tail class 3 kept, other tails out
+    assert w[2].tolist() == [0.0, 0, 0, 0, 0, 0] + [1.0] * (C - 5)
 
 
 def test_eql_gradient_is_the_weighted_bce_gradient():
@@ -68,9 +68,17 @@ def test_eql_gradient_is_the_weighted_bce_gradient():
     torch.testing.assert_close(logits.grad, loss.weights(labels, p.dtype) * (p - y) / logits.shape[0])
 
 
+def _bce_over_the_classes(logits, labels):
+    """Plain sigmoid BCE over the C foreground classes (background RoIs: target 0 everywhere), Σ / N."""
+    targets = one_hot_targets(labels, C + 1, logits.dtype)[:, 1:]
+    return F.binary_cross_entropy_with_logits(logits[:, 1:], targets, reduction="sum") / logits.shape[0]
+
+
 def test_eql_with_lambda_0_is_bce_and_starts_from_the_prior_0_001():
     logits, labels = _inputs()
-    torch.testing.assert_close(_build("eql", lambda_=0.0)(logits, labels), build_loss("bce", C)(logits, labels))
+    torch.testing.assert_close(_build("eql", lambda_=0.0)(logits, labels), _bce_over_the_classes(logits, labels))
+    assert build_loss("eql", 3, class_image_counts=[100, 101, 5000], num_images=56_740).tail_columns.tolist() == \
+        [False, True, False, False]  # λ = 1.77e-3 on LVIS v0.5: exactly the classes with <= 100 images
     bias = _build("eql").initial_bias()
     assert torch.sigmoid(bias).allclose(torch.full((C + 1,), 0.001))
 
@@ -123,7 +131,7 @@ def test_federated_loss_trains_the_batchs_classes_plus_a_frequency_draw():
     loss = _build("federated", num_sample_classes=5, seed=3)
     labels = torch.tensor([0, 2, 2, 7])
     mask = loss.sampled_columns(labels)
-    assert mask[0] and mask[2] and mask[7] and int(mask[1:].sum()) == 5
+    assert not mask[0] and mask[2] and mask[7] and int(mask[1:].sum()) == 5  # background logit untrained
     again = _build("federated", num_sample_classes=5, seed=3).sampled_columns(labels)
     assert torch.equal(mask, again)  # seeded
     # Drawn ∝ image_count^0.5: over many draws the most frequent free class comes up more than the rarest.
@@ -145,7 +153,7 @@ def test_federated_gradient_is_bce_on_the_sampled_columns():
 
 def test_federated_with_every_class_is_bce():
     logits, labels = _inputs()
-    torch.testing.assert_close(_build("federated", num_sample_classes=C)(logits, labels), build_loss("bce", C)(logits, labels))
+    torch.testing.assert_close(_build("federated", num_sample_classes=C)(logits, labels), _bce_over_the_classes(logits, labels))
 
 
 def test_eqlv2_starts_as_bce_and_accumulates_weighted_gradient_magnitudes():
@@ -200,3 +208,10 @@ def test_ldam_margins_and_gradient_follow_cao_et_al():
 def test_ldam_without_margin_is_softmax_ce():
     logits, labels = _inputs()
     torch.testing.assert_close(_build("ldam", max_margin=0.0)(logits, labels), F.cross_entropy(logits, labels))
+
+
+def test_eqlv2_scores_multiply_by_the_non_background_probability():
+    logits, _ = _inputs()
+    scores = _build("eqlv2").scores(logits.detach())
+    p = torch.sigmoid(logits.detach())
+    torch.testing.assert_close(scores[:, 1:], p[:, 1:] * (1 - p[:, :1]))

@@ -10,8 +10,8 @@ ratio g_j = pos_j / neg_j:
     r_j = 1 + α (1 − q_j)                              positive weight   (Eq. 9)
     L = Σ_i Σ_j [y_ij r_j + (1 − y_ij) q_j] BCE(z_ij, y_ij) / N
 
-The background column keeps weight 1 and collects nothing, as in the official code. Defaults γ = 12,
-μ = 0.8, α = 4. Before any gradient is collected every weight is 1. The sums are buffers of the module,
+The background column keeps weight 1 and collects nothing, as in the official code. At test time a
+class's score is p_j · (1 − p_bg), as there. Defaults γ = 12, μ = 0.8, α = 4. Before any gradient is collected every weight is 1. The sums are buffers of the module,
 so they travel with checkpoints (exact resume); a decoupled stage 2 starts them from zero.
 """
 
@@ -39,6 +39,11 @@ class EQLv2(ClassificationLoss):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, gamma={self.gamma}, mu={self.mu}, alpha={self.alpha}"
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """σ(z_j) · (1 − σ(z_bg)) for the foreground columns; column 0 holds σ(z_bg)."""
+        p = torch.sigmoid(logits)
+        return torch.cat([p[:, :1], p[:, 1:] * (1 - p[:, :1])], dim=1)
 
     def column_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive weights r, negative weights q) over the C + 1 columns (column 0: 1, 1)."""

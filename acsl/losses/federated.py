@@ -1,14 +1,15 @@
 """Federated loss (Zhou, Koltun and Krähenbühl, "Probabilistic two-stage detection", 2021, §5, as used for
-LVIS in their CenterNet2 / Detic code) on the RoI head's C + 1 sigmoid columns.
+LVIS in their CenterNet2 / Detic code): C sigmoid classifiers, the background logit untrained (DESIGN §4).
 
 Each batch trains only a subset S of the classifiers: every class with a ground-truth RoI in the batch,
 filled up to ``num_sample_classes`` (50 on LVIS) by classes drawn without replacement with probability
-∝ image_count^``power`` (0.5). The loss is sigmoid BCE over the columns of S and the background column:
+∝ image_count^``power`` (0.5). A background RoI has target 0 on every class. The loss is sigmoid BCE over
+the columns of S:
 
-    L = −Σ_{j ∈ S ∪ {0}} [y_j log p_j + (1 − y_j) log(1 − p_j)] / N,     ∂L/∂z_j = 1[j ∈ S ∪ {0}] (p_j − y_j) / N
+    L = −Σ_{j ∈ S} [y_j log p_j + (1 − y_j) log(1 − p_j)] / N,     ∂L/∂z_j = 1[j ∈ S] (p_j − y_j) / N
 
-With ``num_sample_classes`` ≥ C every class is in S and the loss is plain BCE. The draw uses the module's
-own seeded generator, saved in its state dict (exact resume), like ACSL's.
+With ``num_sample_classes`` ≥ C every class is in S and the loss is plain BCE over the C classes. The
+draw uses the module's own seeded generator, saved in its state dict (exact resume), like ACSL's.
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ class FederatedLoss(ClassificationLoss):
         self.generator.set_state(state["generator_state"].cpu())
 
     def sampled_columns(self, labels: torch.Tensor) -> torch.Tensor:
-        """Boolean mask over the C + 1 columns: the background, the batch's ground-truth classes, and
-        classes drawn ∝ image_count^power up to ``num_sample_classes`` foreground columns."""
+        """Boolean mask over the C + 1 columns: the batch's ground-truth classes and classes drawn
+        ∝ image_count^power, ``num_sample_classes`` in all; column 0 (background) is never trained."""
         mask = torch.zeros(self.num_classes + 1, dtype=torch.bool)
-        mask[0] = True
         mask[labels.detach().cpu().long().unique()] = True
+        mask[0] = False
         missing = self.num_sample_classes - int(mask[1:].sum())
         if missing > 0:
             weights = self.sampling_weights.clone()
