@@ -17,15 +17,15 @@ from acsl.report import NOTEBOOKS_DIR, NotebookFailed, available_notebooks, repr
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("reproduce")
-    results = reproduce(profile="smoke", only=["table2_xi_ablation", "table3_backbones"], reports_dir=root / "reports",
-                        run_store=root / "runs", data_root=root / "data", progress=False)
+    results = reproduce(profile="smoke", only=["table2_xi_ablation", "table3_backbones", "fig4_per_class_ap"],
+                        reports_dir=root / "reports", run_store=root / "runs", data_root=root / "data", progress=False)
     return root, results
 
 
 def test_table2_notebook_executes_in_smoke_and_publishes_everything(smoke_report):
     root, results = smoke_report
     reports = root / "reports"
-    assert [r.name for r in results] == ["table2_xi_ablation", "table3_backbones"]
+    assert [r.name for r in results] == ["fig4_per_class_ap", "table2_xi_ablation", "table3_backbones"]
     for name in ("table2_xi_ablation.ipynb", "table2_xi_ablation.html", "table2_xi_ablation.csv", "index.html"):
         assert (reports / name).is_file(), name
     assert not (reports / ".staging").exists()
@@ -70,6 +70,19 @@ def test_table3_has_every_detector_and_backbone_with_ours_beside_the_papers(smok
         table2.xs("baseline (1x)", level=0)[("mAP", "ours")].iloc[0]
 
 
+def test_fig4_compares_the_same_runs_per_class(smoke_report):
+    root, _ = smoke_report
+    per_class = pd.read_csv(root / "reports" / "fig4_per_class_ap.csv", index_col=0)
+    assert (root / "reports" / "fig4_per_class_ap.png").is_file()
+    assert set(per_class["frequency"]) <= {"r", "c", "f"} and len(per_class) > 0
+    assert ((per_class["ACSL"] - per_class["baseline"]).round(3) - per_class["ACSL − baseline"]).abs().max() < 0.002
+    # The baseline column is Table 2's baseline run, class by class.
+    (baseline_dir,) = [p.parent for p in (root / "runs").glob("smoke_stage1_softmax_ce_1x_seed0-*/metrics.json")]
+    stored = json.loads((baseline_dir / "metrics.json").read_text())["per_class_AP"]
+    for category_id, row in per_class.iterrows():
+        assert row["baseline"] == pytest.approx(stored[str(category_id)], abs=0.001)
+
+
 def test_executed_notebook_keeps_the_parameters_and_the_plot(smoke_report):
     root, _ = smoke_report
     executed = nbformat.read(root / "reports" / "table2_xi_ablation.ipynb", as_version=4)
@@ -82,7 +95,7 @@ def test_a_second_run_reuses_the_run_store(smoke_report):
     root, first = smoke_report
     again = reproduce(profile="smoke", only=["table2_xi_ablation", "table3_backbones"], reports_dir=root / "reports",
                       run_store=root / "runs", data_root=root / "data", progress=False)
-    assert again[0].wall_s < first[0].wall_s and again[1].wall_s < first[1].wall_s
+    assert again[0].wall_s < first[1].wall_s and again[1].wall_s < first[2].wall_s
 
 
 def _failing_notebook(directory):
@@ -96,11 +109,13 @@ def _failing_notebook(directory):
 
 @pytest.mark.parametrize("profile", ["smoke", "lvis-v0.5"])  # lvis-v0.5 without downloads: shipped statistics
 def test_figure_notebooks_execute_and_save_their_figures(tmp_path, profile):
-    results = reproduce(profile=profile, only=["fig1_label_distribution", "fig2_lvis_vs_openimages"],
+    results = reproduce(profile=profile,
+                        only=["fig1_label_distribution", "fig2_lvis_vs_openimages", "fig3_acsl_illustration"],
                         reports_dir=tmp_path / "reports", run_store=tmp_path / "runs", data_root=tmp_path / "data",
                         progress=False)
-    assert [r.name for r in results] == ["fig1_label_distribution", "fig2_lvis_vs_openimages"]
-    for name in ("fig1_label_distribution", "fig2_lvis_vs_openimages"):
+    names = ["fig1_label_distribution", "fig2_lvis_vs_openimages", "fig3_acsl_illustration"]
+    assert [r.name for r in results] == names
+    for name in names:
         png = tmp_path / "reports" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'href="{name}.png"' in (tmp_path / "reports" / "index.html").read_text()
