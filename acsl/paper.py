@@ -68,3 +68,41 @@ def table1_frame() -> pd.DataFrame:
     """Table 1 as a DataFrame indexed by the groups' dividing line (instances)."""
     rows = [{"groups": f"(0,{d}) [{d},∞)", "dividing_line": d, **values} for d, values in TABLE1.items()]
     return pd.DataFrame(rows).set_index("dividing_line")
+
+
+# Table 4: "Comparison with state-of-the-art methods on LVIS-v0.5 val dataset." Keys: (method, backbone);
+# None where the paper prints "−"; "(ms)" is multi-scale testing.
+TABLE4_COLUMNS = ("mAP", "APr", "APc", "APf", "AP50", "AP75", "APs", "APm", "APl")
+_R50, _R101, _X101 = "ResNet-50", "ResNet-101", "ResNeXt-101 64x4d"
+
+
+def _row(*values: float | None) -> dict[str, float | None]:
+    return dict(zip(TABLE4_COLUMNS, values, strict=True))
+
+
+TABLE4: dict[tuple[str, str], dict[str, float | None]] = {
+    ("Focal Loss", _R50): _row(21.95, 10.49, 22.42, 25.93, 35.15, 23.91, 18.66, 28.59, 31.46),
+    ("CBL", _R50): _row(23.9, 11.4, 23.8, 27.3, None, None, None, None, None),
+    ("LDAM", _R50): _row(24.5, 14.6, 25.3, 26.3, None, None, None, None, None),
+    ("RFS", _R50): _row(24.9, 14.4, 24.5, 29.5, 41.6, 25.8, 19.8, 30.6, 37.2),
+    ("LWS", _R50): _row(24.1, 14.4, 24.4, 26.8, None, None, None, None, None),
+    ("SimCal", _R50): _row(23.4, 16.4, 22.5, 27.2, None, None, None, None, None),
+    ("EQL", _R50): _row(25.06, 11.92, 25.98, 29.14, 40.14, 27.30, 20.08, 31.50, 38.67),
+    ("EQL", _R101): _row(26.05, 11.45, 27.14, 30.51, 41.30, 27.83, 20.35, 33.73, 40.75),
+    ("EQL", _X101): _row(28.04, 15.03, 29.14, 31.87, 44.06, 30.07, 22.19, 34.52, 42.97),
+    ("BAGS", _R50): _row(25.96, 17.65, 25.75, 29.54, 43.58, 27.15, 20.26, 32.81, 40.10),
+    ("BAGS", _R101): _row(26.39, 16.80, 25.82, 30.93, 43.44, 27.63, 20.29, 34.39, 41.07),
+    ("BAGS", _X101): _row(27.83, 18.78, 27.32, 32.07, 45.83, 28.99, 21.92, 35.65, 43.11),
+    ("ACSL", _R50): _row(26.36, 18.64, 26.41, 29.37, 42.38, 28.63, 20.43, 33.11, 40.21),
+    ("ACSL", _R101): _row(27.49, 19.25, 27.60, 30.65, 43.45, 29.69, 21.11, 34.96, 42.00),
+    ("ACSL", _X101): _row(28.93, 21.78, 28.98, 31.72, 45.54, 31.19, 22.16, 35.81, 43.43),
+    ("ACSL", _R50 + " (ms)"): _row(27.24, 17.86, 27.42, 30.76, 44.46, 28.54, 20.96, 34.40, 41.68),
+    ("ACSL", _R101 + " (ms)"): _row(28.23, 17.42, 28.40, 32.32, 44.73, 30.13, 21.86, 35.43, 44.06),
+    ("ACSL", _X101 + " (ms)"): _row(29.47, 20.30, 29.45, 33.15, 46.82, 31.55, 22.52, 37.32, 45.51),
+}
+
+
+def table4_frame() -> pd.DataFrame:
+    """Table 4 as a DataFrame indexed by (method, backbone); NaN where the paper prints "−"."""
+    rows = [{"method": m, "backbone": b, **values} for (m, b), values in TABLE4.items()]
+    return pd.DataFrame(rows).set_index(["method", "backbone"]).astype(float)

@@ -29,3 +29,16 @@ def test_table1_best_dividing_lines_lie_in_50_to_500():
     frame = paper.table1_frame()
     assert frame["mAP"].idxmax() == 500 and frame["APr"].idxmax() == 50  # "a proper range (50~500)"
     assert list(frame.index) == [5, 50, 500, 5000]
+
+
+def test_table4_acsl_rows_are_tables_2_and_3s_numbers():
+    t4, t2, t3 = paper.TABLE4, paper.TABLE2, paper.TABLE3
+    for column in ("mAP", "APr", "APc", "APf"):
+        assert t4[("ACSL", "ResNet-50")][column] == t2[("ACSL", 0.7)][column]
+        for backbone in ("ResNet-101", "ResNeXt-101 64x4d"):
+            assert t4[("ACSL", backbone)][column] == t3[("Faster R-CNN", backbone, "ACSL")][column]
+    frame = paper.table4_frame()
+    assert frame.loc[("CBL", "ResNet-50"), "AP50"] != frame.loc[("CBL", "ResNet-50"), "AP50"]  # "−" is NaN
+    # "ACSL obtains the best ... APr" among the single-scale R50 models
+    r50 = frame.xs("ResNet-50", level="backbone")
+    assert r50["APr"].idxmax() == "ACSL" and r50["mAP"].idxmax() == "ACSL"
