@@ -129,13 +129,8 @@ class ACSL(ClassificationLoss):
         chosen = torch.randperm(bg_rows.numel(), generator=self.generator)[:count].to(bg_rows.device)
         return bg_rows[chosen]
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check_inputs(logits, labels)
-        if logits.shape[0] == 0:
-            return logits.sum() * 0.0
-        # half-precision logits (AMP) are summed in float32 over the N × (C + 1) terms
-        z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-        return _MaskedSigmoidBCE.apply(z, labels.long(), self.weight_mask(logits, labels))
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return _MaskedSigmoidBCE.apply(logits, labels, self.weight_mask(logits, labels))
 
 
 class _MaskedSigmoidBCE(torch.autograd.Function):

@@ -64,6 +64,20 @@ class ClassificationLoss(nn.Module):
             return torch.full((self.num_classes + 1,), -math.log((1 - prior) / prior))
         return None
 
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Check the shapes, give an empty batch a zero loss that still has a gradient, and compute the
+        loss in ``loss`` on float32 logits when they come in half precision (AMP): the sums run over
+        N × (C + 1) terms."""
+        self._check_inputs(logits, labels)
+        if logits.shape[0] == 0:
+            return logits.sum() * 0.0
+        z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+        return self.loss(z, labels.long())
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss of a non-empty batch (``forward`` has checked the inputs)."""
+        raise NotImplementedError
+
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Test-time probabilities, shape ``[N, C + 1]``; column 0 (background) is dropped by the detector."""
         if self.use_sigmoid:

@@ -38,10 +38,6 @@ class ClassBalancedCE(ClassificationLoss):
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, beta={self.beta}"
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check_inputs(logits, labels)
-        if logits.shape[0] == 0:
-            return logits.sum() * 0.0
-        z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         per_roi = F.cross_entropy(z, labels.long(), reduction="none")
         return (self.class_weights.to(z.device)[labels.long()] * per_roi).mean()

@@ -54,11 +54,7 @@ class EQL(ClassificationLoss):
         weights[:, 0] = 0
         return weights
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check_inputs(logits, labels)
-        if logits.shape[0] == 0:
-            return logits.sum() * 0.0
-        z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         targets = one_hot_targets(labels, z.shape[1], z.dtype)
         weights = self.weights(labels, z.dtype)
         return F.binary_cross_entropy_with_logits(z, targets, weight=weights, reduction="sum") / z.shape[0]

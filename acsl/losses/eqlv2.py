@@ -56,18 +56,14 @@ class EQLv2(ClassificationLoss):
         positive = 1 + self.alpha * (1 - negative)
         return torch.cat([one, positive]), torch.cat([one, negative])
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check_inputs(logits, labels)
-        if logits.shape[0] == 0:
-            return logits.sum() * 0.0
-        z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         targets = one_hot_targets(labels, z.shape[1], z.dtype)
         positive, negative = (w.to(z.dtype) for w in self.column_weights())
         weights = targets * positive + (1 - targets) * negative
-        loss = F.binary_cross_entropy_with_logits(z, targets, weight=weights, reduction="sum") / z.shape[0]
+        value = F.binary_cross_entropy_with_logits(z, targets, weight=weights, reduction="sum") / z.shape[0]
         if self.training:
             self._collect(z.detach(), targets, weights)
-        return loss
+        return value
 
     @torch.no_grad()
     def _collect(self, z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> None:

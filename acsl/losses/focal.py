@@ -37,11 +37,7 @@ class FocalLoss(ClassificationLoss):
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, gamma={self.gamma}, alpha={self.alpha}"
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check_inputs(logits, labels)
-        if logits.shape[0] == 0:
-            return logits.sum() * 0.0
-        z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         targets = one_hot_targets(labels, z.shape[1], z.dtype)
         p = torch.sigmoid(z)
         p_t = p * targets + (1 - p) * (1 - targets)

@@ -45,11 +45,7 @@ class LDAM(ClassificationLoss):
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.scale * logits, dim=-1)
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check_inputs(logits, labels)
-        if logits.shape[0] == 0:
-            return logits.sum() * 0.0
-        z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         labels = labels.long()
         shifted = z.scatter_add(1, labels.unsqueeze(1), -self.margins.to(z)[labels].unsqueeze(1))
         return F.cross_entropy(self.scale * shifted, labels)
