@@ -15,6 +15,7 @@ from acsl.losses import build_loss
 from acsl.models import build_detector
 from acsl.models.cascade import CASCADE_IOUS, CASCADE_LOSS_WEIGHTS, CASCADE_REG_WEIGHTS, CascadeRoIHeads
 from acsl.profiles import get_profile
+from conftest import train_steps
 
 
 def _cascade(dataset, loss_name="acsl", **options):
@@ -40,17 +41,7 @@ def test_the_three_stages_follow_cai_and_vasconcelos(smoke_train):
 def test_cascade_trains_a_few_steps_with_acsl(smoke_train):
     model = _cascade(smoke_train, xi=0.7).train()
     images, targets = collate_detection([smoke_train[i] for i in range(4)])
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
-    history = []
-    for _ in range(15):
-        losses = model(images, targets)
-        assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
-        loss = sum(losses.values())
-        assert torch.isfinite(loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append(loss.item())
+    history = train_steps(model, images, targets, steps=15)
     assert sum(history[-4:]) / 4 < 0.85 * sum(history[:4]) / 4, history
     for stage in model.roi_heads.stages:  # every head received gradient
         assert stage.box_predictor.cls_score.weight.grad.abs().sum() > 0

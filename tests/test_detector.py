@@ -10,6 +10,7 @@ from acsl.data import collate_detection
 from acsl.losses import LOSSES, build_loss
 from acsl.models import BACKBONES, build_backbone, build_detector
 from acsl.profiles import get_profile
+from conftest import train_steps
 
 
 def _detector(dataset, loss_name, **options):
@@ -24,16 +25,7 @@ def test_detector_trains_a_few_steps_and_the_loss_falls(smoke_train, loss_name):
     model = _detector(smoke_train, loss_name)
     model.train()
     images, targets = collate_detection([smoke_train[i] for i in range(4)])
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
-    history = []
-    for _ in range(20):
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        assert torch.isfinite(loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append(loss.item())
+    history = train_steps(model, images, targets, steps=20)
     assert sum(history[-5:]) / 5 < 0.85 * sum(history[:5]) / 5, history
 
 
