@@ -32,8 +32,8 @@ from ..models import LongTailFasterRCNN
 from ..models.cascade import CascadeRoIHeads
 from ..models.sampling import mix_seed
 from .checkpoint import atomic_torch_save
-from .schedule import lr_factor
-from .trainer import CHECKPOINT_NAME, LOG_NAME, TrainConfig, _set_train_mode, freeze_all_but_classifier, resolve_device
+from .trainer import (CHECKPOINT_NAME, LOG_NAME, TrainConfig, _set_train_mode, freeze_all_but_classifier,
+                      resolve_device, sgd_with_schedule)
 
 CACHE_FORMAT = 1
 FEATURES_NAME = "features.f16"
@@ -153,12 +153,8 @@ def train_classifier_on_cache(
     parameters = freeze_all_but_classifier(model)
     loss_fn = model.classification_loss
     loss_fn.sync_across_processes = False  # this runs on one process, also inside a distributed run
-    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     iters_per_epoch = math.ceil(len(dataset) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda it: lr_factor(it, iters_per_epoch, config.warmup_iters, config.warmup_ratio, config.lr_steps, config.gamma),
-    )
+    optimizer, scheduler = sgd_with_schedule(parameters, config, iters_per_epoch)
     torch.manual_seed(seed)
     log_path = out_dir / LOG_NAME
     log_path.unlink(missing_ok=True)

@@ -77,6 +77,17 @@ def scale_lr_to_batch(config: TrainConfig, total_batch: int) -> TrainConfig:
     return replace(config, batch_size=total_batch, lr=config.lr * total_batch / config.batch_size)
 
 
+def sgd_with_schedule(parameters: list[nn.Parameter], config: TrainConfig, iters_per_epoch: int):
+    """SGD with momentum and weight decay, and its per-iteration lr schedule (linear warm-up, then
+    step decay at ``config.lr_steps`` epochs, DESIGN §5): the optimizer of both training stages."""
+    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda it: lr_factor(it, iters_per_epoch, config.warmup_iters, config.warmup_ratio, config.lr_steps, config.gamma),
+    )
+    return optimizer, scheduler
+
+
 def _has_training_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
@@ -183,12 +194,8 @@ def train(
         parameters = freeze_all_but_classifier(model)
     else:
         parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     iters_per_epoch = math.ceil(len(dataset) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda it: lr_factor(it, iters_per_epoch, config.warmup_iters, config.warmup_ratio, config.lr_steps, config.gamma),
-    )
+    optimizer, scheduler = sgd_with_schedule(parameters, config, iters_per_epoch)
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
     log_path = out_dir / LOG_NAME
