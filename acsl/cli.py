@@ -22,13 +22,15 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--root", default="data")
     generate.add_argument("--seed", type=int, default=0)
     download = data_sub.add_parser("download", help="download LVIS annotations or COCO 2017 images (resumable, verified)")
-    download.add_argument("name", help="lvis-v0.5, lvis-v1 or coco2017")
+    download.add_argument("name", help="lvis-v0.5, lvis-v1, coco2017 or openimages (annotation files)")
     download.add_argument("--root", default="data")
     download.add_argument("--base-url", default=None, help="a mirror to fetch the same file names from")
-    check = data_sub.add_parser("check", help="check an LVIS annotation file and the images it references")
-    check.add_argument("name", help="lvis-v0.5 or lvis-v1")
+    check = data_sub.add_parser("check", help="check an LVIS or Open Images annotation file and the images it references")
+    check.add_argument("name", help="lvis-v0.5, lvis-v1 or openimages")
     check.add_argument("--root", default="data")
     check.add_argument("--split", default="val", choices=("train", "val"))
+    check.add_argument("--images", default=None,
+                       help="openimages: the folder of <ImageID>.jpg (default <root>/openimages/images/<split>)")
     check.add_argument("--all-images", action="store_true", help="decode every image, not a sample")
 
     for name, help_text in (("train", "train one experiment (stage 1 or 2)"), ("eval", "train if needed, then evaluate one experiment")):
@@ -46,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--detector", action="append", default=[], metavar="FIELD=VALUE",
                          help="override the profile's detector, e.g. --detector architecture=cascade_rcnn "
                               "--detector backbone=resnet101 (repeatable)")
+        cmd.add_argument("--sampler", default="uniform", choices=("uniform", "repeat_factor", "class_balanced"),
+                         help="training image sampler: repeat_factor (RFS), class_balanced (cRT/LWS, class-aware)")
+        cmd.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                         help="a sampler option, e.g. --sampler-option threshold=0.001 (repeatable)")
+        cmd.add_argument("--classifier", default="stage1", choices=("stage1", "reinit", "lws"),
+                         help="stage 2: train the stage-1 classifier (default), re-initialise it (cRT) or learn "
+                              "a scale per class (LWS)")
         cmd.add_argument("--cached-stage2", action="store_true",
                          help="stage 2 on box-head features cached from the frozen stage-1 detector (fast)")
         cmd.add_argument("--seed", type=int, default=0)
@@ -78,7 +87,8 @@ def _spec(args: argparse.Namespace):
         options["statistic_free"] = True
     return ExperimentSpec(profile=args.profile, loss=args.loss, loss_options=tuple(options.items()),
                           stage=args.stage, schedule=args.schedule, seed=args.seed, batch_size=args.batch_size,
-                          cached=args.cached_stage2,
+                          cached=args.cached_stage2, sampler=args.sampler, classifier=args.classifier,
+                          sampler_options=tuple(parse_option(text, "sampler option") for text in args.sampler_option),
                           detector=tuple(parse_option(text, "detector field") for text in args.detector))
 
 
@@ -97,6 +107,8 @@ def _data(args: argparse.Namespace) -> int:
         paths = download_dataset(args.name, args.root, base_url=args.base_url)
         print(f"{args.name}: {len(paths)} paths ready under {args.root} ({time.perf_counter() - started:.1f} s)")
         return 0
+    if args.name == "openimages":
+        return _check_openimages(args)
     from .data.check import check_lvis, format_report
 
     versions = {"lvis-v0.5": "v0.5", "lvis-v1": "v1"}
@@ -112,6 +124,29 @@ def _data(args: argparse.Namespace) -> int:
                           check_images="all" if args.all_images else True)
     print(format_report(problems))
     return 1 if problems else 0
+
+
+def _check_openimages(args: argparse.Namespace) -> int:
+    """Read one split's Open Images files (every malformed row is named) and report the images missing
+    from the image folder; exit 1 when any is missing."""
+    from pathlib import Path
+
+    from .data.download import require_data
+    from .data.openimages import read_openimages
+
+    require_data("openimages", args.root)
+    folder = Path(args.root) / "openimages" / "annotations"
+    split = "train" if args.split == "train" else "validation"
+    images = Path(args.images) if args.images else Path(args.root) / "openimages" / "images" / split
+    data = read_openimages(folder / f"challenge-2019-{split}-detection-bbox.csv",
+                           folder / "challenge-2019-classes-description-500.csv",
+                           folder / "challenge-2019-label500-hierarchy.json", images,
+                           folder / f"challenge-2019-{split}-detection-human-imagelabels.csv")
+    missing = data["info"]["missing_images"]
+    print(f"openimages {split}: {len(data['categories'])} classes, {len(data['images'])} images found in {images}, "
+          f"{len(data['annotations'])} boxes; {len(missing)} images missing"
+          + (f" (first: {', '.join(missing[:10])})" if missing else ""))
+    return 1 if missing else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from .data import LVISDetection
+from .data.samplers import build_sampler
 from .data.synthetic import generate_benchmark
 from .engine import distributed, load_checkpoint, load_stage1_weights, predict, resolve_device, train
 from .engine.trainer import CHECKPOINT_NAME, TrainConfig, scale_lr_to_batch
@@ -25,6 +28,7 @@ from .evaluation import evaluate_lvis
 from .io import atomic_write_json, ensure_writable_dir
 from .losses import LOSSES, build_loss
 from .models import DetectorConfig, build_detector
+from .models.classifiers import CLASSIFIER_MODES, apply_stage2_classifier
 from .data.synthetic import SyntheticConfig
 from .profiles import LVISData, Profile, get_profile
 
@@ -59,6 +63,9 @@ class ExperimentSpec:
     batch_size: int | None = None
     cached: bool = False
     detector: tuple[tuple[str, OptionValue | None], ...] = ()
+    sampler: str = "uniform"
+    sampler_options: tuple[tuple[str, OptionValue], ...] = ()
+    classifier: str = "stage1"
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -83,24 +90,38 @@ class ExperimentSpec:
             raise ValueError(f"batch_size must be >= 1 (or None for the profile's), got {self.batch_size}")
         object.__setattr__(self, "loss_options", tuple(sorted(dict(self.loss_options).items())))
         # Fail now, not after an hour of stage-1 training, on a bad option such as ξ outside (0, 1].
-        build_loss(self.loss, 3, ("r", "c", "f"), class_image_counts=(1, 1, 1), class_instance_counts=(1, 1, 1),
-                   num_images=3, **dict(self.loss_options))
+        loss = build_loss(self.loss, 3, ("r", "c", "f"), class_image_counts=(1, 1, 1),
+                          class_instance_counts=(1, 1, 1), num_images=3, **dict(self.loss_options))
+        object.__setattr__(self, "sampler_options", tuple(sorted(dict(self.sampler_options).items())))
+        build_sampler(self.sampler, [(1,), (2,), (1, 3)], **dict(self.sampler_options))
+        if self.classifier not in CLASSIFIER_MODES:
+            raise ValueError(f"unknown classifier mode {self.classifier!r}; choose one of {', '.join(CLASSIFIER_MODES)}")
+        if self.classifier != "stage1":
+            if self.stage != 2:
+                raise ValueError(f"classifier={self.classifier!r} (cRT's re-initialised or LWS's scaled classifier) "
+                                 "is a decoupled stage-2 recipe; it needs stage=2")
+            if not isinstance(loss.build_classifier(4), nn.Linear) or loss.num_logits != 4:
+                raise ValueError(f"classifier={self.classifier!r} needs a loss that trains the plain C + 1 linear "
+                                 f"classifier; {self.loss!r} trains another")
 
     @property
     def parent(self) -> ExperimentSpec | None:
         """The stage-1 detector a stage-2 spec starts from."""
         if self.stage == 1:
             return None
-        return ExperimentSpec(profile=self.profile, seed=self.seed, batch_size=self.batch_size, detector=self.detector)
+        return ExperimentSpec(profile=self.profile, loss=get_profile(self.profile).baseline_loss, seed=self.seed,
+                              batch_size=self.batch_size, detector=self.detector)
 
     @property
     def name(self) -> str:
         options = "-".join(f"{k}{v}" for k, v in self.loss_options)
         batch = f"batch{self.batch_size}" if self.batch_size is not None else ""
         cached = "cached" if self.cached else ""
+        sampler = "" if self.sampler == "uniform" else self.sampler + "".join(f"-{k}{v}" for k, v in self.sampler_options)
+        classifier = "" if self.classifier == "stage1" else self.classifier
         detector = "-".join(str(v) for k, v in self.detector if k in ("architecture", "backbone"))
-        return "_".join(p for p in (self.profile, detector, f"stage{self.stage}", self.loss, options, f"{self.schedule}x",
-                                    batch, cached, f"seed{self.seed}") if p)
+        return "_".join(p for p in (self.profile, detector, f"stage{self.stage}", self.loss, options, sampler, classifier,
+                                    f"{self.schedule}x", batch, cached, f"seed{self.seed}") if p)
 
     def detector_config(self) -> DetectorConfig:
         """The profile's detector with this spec's overrides."""
@@ -124,10 +145,14 @@ class ExperimentSpec:
     def resolved(self) -> dict[str, Any]:
         """Everything that decides the result, as plain JSON data."""
         profile = get_profile(self.profile)
+        spec = asdict(self)
+        for field, default in _LATER_FIELDS.items():  # at their defaults they leave the hash as it was
+            if spec[field] == default:
+                del spec[field]
         return {
             "format": SPEC_FORMAT_VERSION,
-            "spec": asdict(self),
-            "data": asdict(_seeded(profile.data, self.seed)),
+            "spec": spec,
+            "data": _data_record(_seeded(profile.data, self.seed)),
             "detector": asdict(self.detector_config()),
             "train": asdict(self.train_config()),
             "parent": self.parent.hash if self.parent else None,
@@ -150,9 +175,15 @@ class ExperimentSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+# Fields added after SPEC_FORMAT_VERSION 2 with their defaults: a spec that leaves them at the default
+# hashes as before they existed, so stored runs stay valid.
+_LATER_FIELDS = {"sampler": "uniform", "sampler_options": (), "classifier": "stage1"}
+
+
 def baseline_spec(profile: str, schedule: int = 1, seed: int = 0, detector: dict | None = None) -> ExperimentSpec:
-    """The softmax cross-entropy baseline trained end to end (Table 2's "baseline (1x)/(2x)")."""
-    return ExperimentSpec(profile=profile, loss="softmax_ce", stage=1, schedule=schedule, seed=seed,
+    """The baseline trained end to end: softmax cross entropy (Table 2's "baseline (1x)/(2x)"), or on the
+    Open Images track multi-label sigmoid BCE (Table 5's "baseline")."""
+    return ExperimentSpec(profile=profile, loss=get_profile(profile).baseline_loss, stage=1, schedule=schedule, seed=seed,
                           detector=tuple((detector or {}).items()))
 
 
@@ -162,6 +193,10 @@ def decoupled_spec(profile: str, loss: str, seed: int = 0, cached: bool = False,
     on cached box-head features (the fast stage 2)."""
     return ExperimentSpec(profile=profile, loss=loss, loss_options=tuple(loss_options.items()), stage=2, seed=seed,
                           cached=cached, detector=tuple((detector or {}).items()))
+
+
+def _data_record(data) -> dict[str, Any]:
+    return data.record() if isinstance(data, SyntheticConfig) else asdict(data)
 
 
 def _seeded(data, seed: int):
@@ -237,6 +272,11 @@ class RunStore:
                 bench = profile_benchmark(spec.profile, self.data_root, spec.seed, self.progress and distributed.is_main_process())
             (train_json, train_images), (val_json, val_images) = (
                 (bench.train_json, bench.train_images), (bench.val_json, bench.val_images))
+        if profile.track == "openimages":  # the Open-Images-style files beside the benchmark (rank 0 writes)
+            from .data.openimages_synthetic import write_openimages_style
+
+            with distributed.main_process_first():
+                train_json, val_json = write_openimages_style(bench, seed=spec.seed)
         train_set = LVISDetection(train_json, train_images, train=True, hflip_prob=hflip, seed=spec.seed)
         val_set = LVISDetection(val_json, val_images)
         return train_set, val_set, Path(val_json)
@@ -251,7 +291,16 @@ class RunStore:
         loss = build_loss(spec.loss, train_set.num_classes, train_set.frequencies,
                           class_image_counts=train_set.image_counts, class_instance_counts=train_set.instance_counts,
                           num_images=len(train_set), **options)
+        if get_profile(spec.profile).track == "openimages" and loss.supports_multi_label:
+            # Paper §5: "we train the models under multiple label setting": a box's class and its ancestors.
+            from .data.openimages_synthetic import hierarchy_ancestors
+
+            loss.set_label_hierarchy(hierarchy_ancestors(train_set.lvis.dataset, train_set.category_id_to_label))
         return build_detector(spec.detector_config(), train_set.num_classes, loss)
+
+    @staticmethod
+    def _sampler(spec: ExperimentSpec, train_set: LVISDetection):
+        return build_sampler(spec.sampler, train_set.image_labels, spec.seed, **dict(spec.sampler_options))
 
     def checkpoint(self, spec: ExperimentSpec) -> Path:
         """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
@@ -277,9 +326,10 @@ class RunStore:
         model = self._build(spec, train_set)
         if parent_checkpoint is not None:
             load_stage1_weights(model, parent_checkpoint)
+            apply_stage2_classifier(model, spec.classifier)
         started = time.perf_counter()
         train(model, train_set, config, run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
-              amp=self.amp, channels_last=self.channels_last, progress=self.progress)
+              amp=self.amp, channels_last=self.channels_last, progress=self.progress, sampler=self._sampler(spec, train_set))
         if distributed.is_main_process():
             _record_timing(run_dir, "train_s", time.perf_counter() - started)
         return checkpoint
@@ -291,6 +341,7 @@ class RunStore:
         train_set, _, _ = self.datasets(spec)
         model = self._build(spec, train_set)
         load_stage1_weights(model, parent_checkpoint)
+        apply_stage2_classifier(model, spec.classifier)
         started = time.perf_counter()
         cache = build_roi_cache(model, train_set, self.run_dir(spec.parent) / "roi_cache", seed=spec.seed,
                                 device=self.device, batch_size=get_profile(spec.profile).eval_batch_size,
@@ -298,7 +349,7 @@ class RunStore:
         cache_s = time.perf_counter() - started
         run_dir = self.run_dir(spec)
         train_classifier_on_cache(model, cache, train_set, spec.train_config(), run_dir, seed=spec.seed,
-                                  device=self.device, progress=self.progress)
+                                  device=self.device, progress=self.progress, sampler=self._sampler(spec, train_set))
         _record_timing(run_dir, "train_s", time.perf_counter() - started - cache_s)
         _record_timing(run_dir, "cache_s", cache_s)  # ~0 when the parent's cache already existed
 
@@ -329,19 +380,25 @@ class RunStore:
         checkpoint = self.checkpoint(spec)
         train_set, val_set, val_json = self.datasets(spec)
         model = self._build(spec, train_set)
+        apply_stage2_classifier(model, spec.classifier)
         model.load_state_dict(load_checkpoint(checkpoint)["model"])
         started = time.perf_counter()
         detections = predict(model, val_set, get_profile(spec.profile).eval_batch_size, self.device, self.progress)
         if not distributed.is_main_process():  # rank 0 scores the gathered detections and writes the record
             distributed.barrier()
             return json.loads(metrics_path.read_text())
-        result = evaluate_lvis(val_json, detections)
+        if get_profile(spec.profile).track == "openimages":
+            result = _evaluate_openimages(val_json, detections)
+            metrics = {"AP50_OI": 100.0 * result["AP50"]}
+        else:
+            result = evaluate_lvis(val_json, detections)
+            metrics = {name: 100.0 * result[name] for name in REPORTED_METRICS}
         eval_s = time.perf_counter() - started
         timings = _read_timings(self.run_dir(spec))
         record = {
             "spec": asdict(spec),
             "hash": spec.hash,
-            "metrics": {name: 100.0 * result[name] for name in REPORTED_METRICS},
+            "metrics": metrics,
             "per_class_AP": {str(k): 100.0 * v for k, v in result["per_class_AP"].items()},
             "num_detections": len(detections),
             "timing": {**timings, "eval_s": eval_s},
@@ -353,6 +410,18 @@ class RunStore:
         return json.loads(metrics_path.read_text())  # the same form a cached read gives
 
 
+def _evaluate_openimages(val_json: Path, detections: list[dict]) -> dict[str, Any]:
+    """The Open Images challenge metric on the track's val file, with its class hierarchy."""
+    from .data.hierarchy import ClassHierarchy
+    from .evaluation.openimages_eval import evaluate_openimages
+
+    truth = json.loads(Path(val_json).read_text())
+    hierarchy = ClassHierarchy({int(c): [int(p) for p in ps] for c, ps in truth.get("hierarchy", {}).items()})
+    # The multi-label detectors score every parent class themselves; expanding their detections as well
+    # would add a duplicate parent box per object (the challenge's evaluator expands only the ground truth).
+    return evaluate_openimages(truth, detections, hierarchy=hierarchy, expand_detections=False)
+
+
 def spec_arguments(spec: ExperimentSpec) -> list[str]:
     """``acsl train`` / ``acsl eval`` arguments that name ``spec`` (the inverse of the CLI's parsing)."""
     arguments = ["--profile", spec.profile, "--loss", spec.loss, "--stage", str(spec.stage),
@@ -361,6 +430,12 @@ def spec_arguments(spec: ExperimentSpec) -> list[str]:
         arguments += ["--batch-size", str(spec.batch_size)]
     if spec.cached:
         arguments.append("--cached-stage2")
+    if spec.sampler != "uniform":
+        arguments += ["--sampler", spec.sampler]
+    for key, value in spec.sampler_options:
+        arguments += ["--sampler-option", f"{key}={json.dumps(value)}"]
+    if spec.classifier != "stage1":
+        arguments += ["--classifier", spec.classifier]
     for key, value in spec.detector:
         arguments += ["--detector", f"{key}={json.dumps(value)}"]
     for key, value in spec.loss_options:

@@ -2,6 +2,7 @@
 
 - ``smoke``: a few dozen synthetic images, seconds per notebook; the tests execute every notebook with it.
 - ``quick`` (default): the embedded synthetic long-tail benchmark on a CPU, minutes.
+- ``oi-smoke``, ``oi-quick``: the same scales for the Open Images track (paper §5, Tables 5–7).
 
 The paper's Faster R-CNN R50-FPN at 800/1333 px is far too slow for a CPU (DESIGN §8), so the CPU
 profiles map it to a narrow ResNet-FPN at small image sizes and say so in ``model_note``.
@@ -9,7 +10,7 @@ profiles map it to a narrow ResNet-FPN at small image sizes and say so in ``mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .data.synthetic import SyntheticConfig
 from .engine.trainer import TrainConfig
@@ -43,6 +44,27 @@ class Profile:
     # The paper's Table 3 backbones → this profile's detector overrides (ExperimentSpec.detector).
     larger_backbones: dict[str, dict] = field(default_factory=dict, compare=False)
     larger_backbones_note: str = field(default="", compare=False)
+    # Repeat-factor sampling's t (Gupta et al.: 1e-3 on LVIS, i.e. classes in fewer than 0.1 % of the
+    # images, 57 of v0.5's 56,740, are repeated). A synthetic profile uses the t that repeats the same
+    # share of its classes (67 %; ``acsl.data.stats.equivalent_threshold`` on image counts, measured on
+    # the profile's seed-0 benchmark; t = 1e-3 would repeat nothing in 1,000 images).
+    repeat_factor_threshold: float = field(default=1e-3, compare=False)
+    # EQL's λ (Tan et al.: 1.77e-3 on LVIS v0.5, so that f < λ holds exactly for the rare and common
+    # classes, ≤ 100 of 56,740 images). The synthetic profiles keep that meaning: the same 100.4 images
+    # over their own number of training images (their frequency field follows LVIS's absolute rule).
+    eql_lambda: float = field(default=1.77e-3, compare=False)
+    # BAGS's group boundaries on training-instance counts (Li et al.: 0, 10, 100, 1000 on LVIS). A synthetic
+    # profile uses the boundaries that cut its classes in the same shares as those cut LVIS v0.5's
+    # (equivalent_threshold on instance counts, measured on its seed-0 benchmark).
+    bags_bins: str = field(default="0,10,100,1000", compare=False)
+    # "lvis" (LVIS AP, single-label softmax baseline) or "openimages" (the paper's §5: multi-label sigmoid
+    # training with the class hierarchy, the challenge's AP@0.5; the baseline is sigmoid BCE).
+    track: str = field(default="lvis", compare=False)
+
+    @property
+    def baseline_loss(self) -> str:
+        """The loss of the stage-1 baseline that decoupled stage-2 runs start from."""
+        return "bce" if self.track == "openimages" else "softmax_ce"
 
 
 def _cpu_detector(image_size: int, rois_per_image: int) -> DetectorConfig:
@@ -82,6 +104,9 @@ PROFILES: dict[str, Profile] = {
         description="a few dozen synthetic images; seconds per notebook; used by the tests",
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
+        repeat_factor_threshold=12 / 24,
+        eql_lambda=100.4 / 24,
+        bags_bins="0,2,6,24",
     ),
     "quick": Profile(
         name="quick",
@@ -97,6 +122,9 @@ PROFILES: dict[str, Profile] = {
         description="the embedded synthetic long-tail benchmark on a CPU; minutes",
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
+        repeat_factor_threshold=57 / 1000,
+        eql_lambda=100.4 / 1000,
+        bags_bins="0,7,51,213",
     ),
 }
 
@@ -126,8 +154,47 @@ def _paper_profile(version: str) -> Profile:
     )
 
 
+def _openimages_profile(name: str, base: Profile, description: str) -> Profile:
+    """The Open Images track (paper §5) at a CPU profile's scale: the synthetic Open-Images-style set
+    (``acsl.data.openimages_synthetic``: the Open Images count curve, a class hierarchy, group-of boxes,
+    verified image-level labels), multi-label training, the challenge metric."""
+    return Profile(
+        name=name,
+        data=replace(base.data, curve="openimages"),
+        detector=base.detector,
+        stage1=base.stage1,
+        stage2=base.stage2,
+        eval_batch_size=base.eval_batch_size,
+        model_note=base.model_note + "; Open Images track: multi-label sigmoid training over the class hierarchy",
+        description=description,
+        larger_backbones={"ResNet101-FPN": {"backbone": "narrow_resnet_deep"},
+                          "ResNet152-FPN": {"backbone": "narrow_resnet_deeper"}},
+        larger_backbones_note="ResNet-101 → narrow ResNet with 3 blocks in the stride-16 stage; ResNet-152 → 2 and 5 blocks "
+                              "in the stride-8 and stride-16 stages (R152 deepens R101's 4 → 8 and 23 → 36); the R50 stand-in "
+                              "is the profile's narrow ResNet",
+        track="openimages",
+        eql_lambda=base.eql_lambda,  # EQL's tail: classes in fewer images than LVIS's rare + common, at this scale
+    )
+
+
+PROFILES["oi-smoke"] = _openimages_profile("oi-smoke", PROFILES["smoke"],
+                                           "the smoke scale of the Open Images track; used by the tests")
+PROFILES["oi-quick"] = _openimages_profile("oi-quick", PROFILES["quick"],
+                                           "the Open Images track on a synthetic Open-Images-style set on a CPU; minutes")
 PROFILES["lvis-v0.5"] = _paper_profile("v0.5")
 PROFILES["lvis-v1"] = _paper_profile("v1")
+
+
+def openimages_counterpart(name: str) -> str:
+    """The Open Images track's profile at the scale of ``name`` (smoke → oi-smoke, quick → oi-quick); the
+    notebooks of Tables 5–7 take the report's profile and run this one."""
+    if get_profile(name).track == "openimages":
+        return name
+    counterpart = f"oi-{name}"
+    if counterpart not in PROFILES:
+        raise ValueError(f"the Open Images track has no counterpart of profile {name!r} yet (real Open Images data "
+                         f"is not wired into training); known: {', '.join(p for p in PROFILES if p.startswith('oi-'))}")
+    return counterpart
 
 
 def get_profile(name: str) -> Profile:

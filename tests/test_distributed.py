@@ -1,5 +1,5 @@
 """Data parallel training under torchrun on the CPU (gloo): K processes train like one process with the
-same total batch (an uneven last batch included), sharded inference equals one process, a DDP checkpoint resumes in one process, one
+same total batch (an uneven last batch included; also with repeat-factor sampling), sharded inference equals one process, a DDP checkpoint resumes in one process, one
 failing rank ends the run, and `torchrun -m acsl eval` works end to end."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from acsl.engine import load_checkpoint, predict, train
 
 WORKERS = Path(__file__).parent / "workers"
 sys.path.insert(0, str(WORKERS))
-from ddp_setup import build_model, train_config, training_images  # noqa: E402
+from ddp_setup import build_model, image_sampler, train_config, training_images  # noqa: E402
 
 
 def torchrun(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -59,6 +59,22 @@ def test_two_processes_train_like_one_process_with_the_same_total_batch(ddp_run,
     lines = [json.loads(line) for line in (ddp_run / "log.jsonl").read_text().splitlines()]
     assert [line["iteration"] for line in lines] == [1, 2, 3, 4, 5, 6]  # ceil(23 / 4)
     assert len(checkpoint["ranks"]) == 2  # both processes' random streams, for an exact resume
+
+
+def test_repeat_factor_sampling_over_two_processes_trains_like_one_process(smoke_bench, smoke_train, tmp_path):
+    """RFS repeats some images (each visit with its own flip and RoI draw); the epoch's order is computed
+    alike on every rank and each global batch is split, so two processes still train like one."""
+    images = training_images(smoke_train)
+    sampler = image_sampler(images, "repeat_factor")
+    assert len(sampler.epoch_indices(0)) > len(images)  # the epoch does repeat images
+    assert len(sampler.epoch_indices(0)) % 4 >= 2  # no last batch smaller than the two processes (padding)
+    finished = torchrun(str(WORKERS / "ddp_train.py"), str(smoke_bench.root), str(tmp_path / "ddp"), "--sampler", "repeat_factor")
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    single = train(build_model(smoke_train), images, train_config(epochs=1), tmp_path / "one", seed=0, device="cpu",
+                   progress=False, sampler=sampler)
+    assert_states_close(model_state(tmp_path / "ddp" / "checkpoint.pt"), model_state(single))
+    lines = [json.loads(line) for line in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["iteration"] == -(-len(sampler.epoch_indices(0)) // 4)
 
 
 def test_sharded_inference_equals_one_process(ddp_run, smoke_train, smoke_val):

@@ -176,6 +176,7 @@ def test_registry_urls_and_layout():
         bucket + "lvis_v1_val.json.zip",
         "http://images.cocodataset.org/zips/train2017.zip",
         "http://images.cocodataset.org/zips/val2017.zip",
+        *(f"https://storage.googleapis.com/openimages/challenge_2019/{name}" for name in dl.OPENIMAGES_FILES),
     }
     assert dl.DATASETS["lvis-v0.5"].expected_paths == (
         "lvis_v0.5/annotations/lvis_v0.5_train.json",
@@ -348,3 +349,32 @@ def test_progress_bar_shows_bytes(tmp_path, server, tiny, capsys):
     assert _get_progress
     err = capsys.readouterr().err
     assert "tiny_ann.zip" in err and "B/s" in err
+
+
+def test_openimages_annotation_files_download_verified_and_read(tmp_path, server):
+    """The Open Images files are plain CSV / JSON: fetched, verified and moved into place (no extraction),
+    then the reader turns them into the internal form and names the images still missing."""
+    import json as json_module
+
+    from acsl.data.openimages import read_openimages
+
+    classes = b"/m/cat,Cat\n/m/car,Car\n"
+    hierarchy = json_module.dumps({"LabelName": "/m/0bl9f", "Subcategory": [{"LabelName": "/m/cat"},
+                                                                            {"LabelName": "/m/car"}]}).encode()
+    boxes = b"ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf\nimgA,x,/m/cat,1,0.1,0.5,0.1,0.5,0,0,0\n"
+    labels = b"ImageID,Source,LabelName,Confidence\nimgA,v,/m/car,0\n"
+    contents = {"classes-description-500.csv": classes, "label500-hierarchy.json": hierarchy,
+                "detection-bbox.csv": boxes, "human-imagelabels.csv": labels}
+    server.files = {name: next(v for k, v in contents.items() if name.endswith(k)) for name in dl.OPENIMAGES_FILES}
+    paths = dl.download_dataset("openimages", tmp_path, base_url=server.base_url, progress=False, timeout=10)
+    assert [p.name for p in paths] == list(dl.OPENIMAGES_FILES) and all(p.is_file() for p in paths)
+    assert not (tmp_path / dl.DOWNLOAD_DIR).exists()
+    records = json_module.loads((tmp_path / ".acsl-checksums.json").read_text())
+    assert set(records["archives"]) >= set(dl.OPENIMAGES_FILES)  # trusted on first use, enforced afterwards
+    folder = tmp_path / "openimages" / "annotations"
+    data = read_openimages(folder / "challenge-2019-validation-detection-bbox.csv",
+                           folder / "challenge-2019-classes-description-500.csv",
+                           folder / "challenge-2019-label500-hierarchy.json", tmp_path / "openimages" / "images",
+                           folder / "challenge-2019-validation-detection-human-imagelabels.csv")
+    assert data["info"]["missing_images"] == ["imgA"] and data["images"] == []
+    assert dl.download_dataset("openimages", tmp_path, base_url="http://127.0.0.1:9", progress=False) == paths

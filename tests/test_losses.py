@@ -150,10 +150,10 @@ def test_acsl_with_tiny_xi_on_foreground_equals_bce():
 
 
 def test_empty_batch_gives_zero_loss_with_gradient():
-    logits = torch.zeros(0, C + 1, requires_grad=True)
     for name in LOSSES:
-        loss = build_loss(name, C, FREQS, class_image_counts=[1] * C, class_instance_counts=[1] * C, num_images=10)(
-            logits, torch.zeros(0, dtype=torch.long))
+        loss_fn = build_loss(name, C, FREQS, class_image_counts=[1] * C, class_instance_counts=[1] * C, num_images=10)
+        logits = torch.zeros(0, loss_fn.num_logits, requires_grad=True)
+        loss = loss_fn(logits, torch.zeros(0, dtype=torch.long))
         assert loss.item() == 0.0 and loss.requires_grad
 
 
@@ -164,7 +164,7 @@ def test_xi_outside_unit_interval_is_refused(xi):
 
 
 def test_clear_errors_for_bad_configuration():
-    with pytest.raises(ValueError, match="unknown loss 'magic'.*acsl, bce, class_balanced, eql, eqlv2, federated, focal, ldam, softmax_ce"):
+    with pytest.raises(ValueError, match="unknown loss 'magic'.*acsl, bags, bce, class_balanced, eql, eqlv2, federated, focal, ldam, seesaw, softmax_ce"):
         build_loss("magic", C)
     with pytest.raises(ValueError, match="needs class_frequencies"):
         ACSL(C)

@@ -5,6 +5,7 @@ report in place."""
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import pandas as pd
@@ -17,7 +18,8 @@ from acsl.report import NOTEBOOKS_DIR, NotebookFailed, available_notebooks, repr
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("reproduce")
-    results = reproduce(profile="smoke", only=["table2_xi_ablation", "table3_backbones", "fig4_per_class_ap"],
+    results = reproduce(profile="smoke", only=["table2_xi_ablation", "table3_backbones", "fig4_per_class_ap",
+                                               "table1_group_partition", "table4_sota"],
                         reports_dir=root / "reports", run_store=root / "runs", data_root=root / "data", progress=False)
     return root, results
 
@@ -25,7 +27,8 @@ def smoke_report(tmp_path_factory):
 def test_table2_notebook_executes_in_smoke_and_publishes_everything(smoke_report):
     root, results = smoke_report
     reports = root / "reports"
-    assert [r.name for r in results] == ["table2_xi_ablation", "table3_backbones", "fig4_per_class_ap"]
+    assert [r.name for r in results] == ["table2_xi_ablation", "table3_backbones", "fig4_per_class_ap",
+                                         "table1_group_partition", "table4_sota"]
     for name in ("table2_xi_ablation.ipynb", "table2_xi_ablation.html", "table2_xi_ablation.csv", "index.html"):
         assert (reports / name).is_file(), name
     assert not (reports / ".staging").exists()
@@ -48,6 +51,10 @@ def test_table2_csv_has_every_row_with_ours_beside_the_papers(smoke_report):
         spec = record["spec"]
         if spec["detector"]:  # Table 3's other detectors and backbones share the store
             continue
+        table2_run = (spec["loss"] == "acsl" and spec["stage"] == 2) or (
+            spec["loss"] == "softmax_ce" and spec["stage"] == 1 and spec["sampler"] == "uniform")
+        if not table2_run:  # Tables 1 and 4 share it too
+            continue
         key = ("ACSL", dict(spec["loss_options"])["xi"]) if spec["stage"] == 2 else (f"baseline ({spec['schedule']}x)", None)
         stored[key] = record["metrics"]["AP"]
     assert len(stored) == 8
@@ -68,6 +75,37 @@ def test_table3_has_every_detector_and_backbone_with_ours_beside_the_papers(smok
     table2 = pd.read_csv(root / "reports" / "table2_xi_ablation.csv", header=[0, 1], index_col=[0, 1])
     assert table.loc[("Faster R-CNN", "ResNet-50 (Table 2)", "baseline"), ("mAP", "ours")] == \
         table2.xs("baseline (1x)", level=0)[("mAP", "ours")].iloc[0]
+
+
+def test_table4_has_every_method_with_ours_beside_the_papers(smoke_report):
+    root, _ = smoke_report
+    table = pd.read_csv(root / "reports" / "table4_sota.csv", header=[0, 1], index_col=0)
+    paper_rows = ["Focal Loss", "CBL", "LDAM", "RFS", "LWS", "SimCal", "EQL", "BAGS", "ACSL"]
+    assert list(table.index[:len(paper_rows)]) == paper_rows  # the paper's order, then the methods beyond it
+    assert {"Softmax CE", "cRT", "EQLv2", "Seesaw", "Federated loss"} <= set(table.index)
+    columns = ("mAP", "APr", "APc", "APf", "AP50", "AP75", "APs", "APm", "APl")
+    assert [c for c, _ in table.columns[::2]] == list(columns)
+    run = table.drop(index="SimCal")
+    assert run[("mAP", "ours")].notna().all() and pd.isna(table.loc["SimCal", ("mAP", "ours")])  # "not run"
+    assert table.loc["ACSL", ("APr", "paper")] == 18.64 and pd.isna(table.loc["Seesaw", ("mAP", "paper")])
+    # ACSL and the baseline are Table 2's runs (ξ = 0.7 and the 1x baseline), not retrained.
+    table2 = pd.read_csv(root / "reports" / "table2_xi_ablation.csv", header=[0, 1], index_col=[0, 1])
+    acsl_07 = [i for i, (method, xi) in enumerate(table2.index) if method == "ACSL" and float(xi) == 0.7]
+    assert table.loc["ACSL", ("mAP", "ours")] == table2[("mAP", "ours")].iloc[acsl_07[0]]
+    assert table.loc["Softmax CE", ("mAP", "ours")] == table2.xs("baseline (1x)", level=0)[("mAP", "ours")].iloc[0]
+    claims = pd.read_csv(root / "reports" / "table4_orderings.csv", index_col=0)
+    assert list(claims.columns) == ["paper", "ours"] and claims["paper"].tolist() == [True, True, True]
+
+
+def test_table1_moves_the_papers_dividing_lines_to_the_profile(smoke_report):
+    root, _ = smoke_report
+    mapping = pd.read_csv(root / "reports" / "table1_dividing_lines.csv", index_col=0)
+    assert list(mapping.index) == [5, 50, 500, 5000] and mapping["our line"].is_monotonic_increasing
+    table = pd.read_csv(root / "reports" / "table1_group_partition.csv", header=[0, 1], index_col=0)
+    assert len(table) == 4 and table[("mAP", "ours")].notna().all()
+    assert table[("mAP", "paper")].tolist() == [22.74, 25.30, 25.66, 23.89]
+    two_groups = [p for p in (root / "runs").glob("smoke_stage2_bags_bins0,*") if re.search(r"bins0,\d+_1x", p.name)]
+    assert len(two_groups) == len(set(mapping["our line"]))  # Table 4's BAGS (four groups) shares the store
 
 
 def test_fig4_compares_the_same_runs_per_class(smoke_report):
@@ -140,8 +178,10 @@ def test_cli_exits_nonzero_with_a_clear_message(tmp_path, capsys):
     assert "unknown loss 'magic'" in capsys.readouterr().err
     assert main(["reproduce", "--only", "table9", "--reports", str(tmp_path / "r")]) == 1
     assert "unknown notebook(s) ['table9']" in capsys.readouterr().err
+    assert main(["data", "check", "pascal", "--root", str(tmp_path)]) == 1
+    assert "unknown dataset 'pascal'" in capsys.readouterr().err
     assert main(["data", "check", "openimages", "--root", str(tmp_path)]) == 1
-    assert "unknown dataset 'openimages'" in capsys.readouterr().err
+    assert "acsl data download openimages --root" in capsys.readouterr().err  # says how to fetch the files
     assert main(["data", "check", "lvis-v1", "--root", str(tmp_path)]) == 1
     assert "lvis_v1_val.json: <file>: annotation file not found" in capsys.readouterr().out
     with pytest.raises(SystemExit):

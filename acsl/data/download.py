@@ -47,6 +47,7 @@ Layout after extraction (what the loaders expect)::
     <root>/lvis_v1/annotations/lvis_v1_{train,val}.json
     <root>/coco/train2017/*.jpg
     <root>/coco/val2017/*.jpg
+    <root>/openimages/annotations/challenge-2019-*.{csv,json}   (plain files, moved into place once verified)
 
 LVIS v0.5 ``file_name`` and LVIS v1 ``coco_url`` both resolve into the two COCO image directories,
 so the LVIS datasets need ``coco2017`` as well for training (their own archives hold annotations
@@ -164,7 +165,25 @@ def _lvis_archive(version: str, split: str, md5: str | None, source: str) -> Arc
     )
 
 
-#: The registry behind ``acsl data download NAME`` (issue 4).
+_OPENIMAGES_BUCKET = "https://storage.googleapis.com/openimages/challenge_2019"
+#: The Open Images Challenge 2019 detection files (plain CSV / JSON, not archives; no checksum published).
+OPENIMAGES_FILES = (
+    "challenge-2019-classes-description-500.csv",
+    "challenge-2019-label500-hierarchy.json",
+    "challenge-2019-train-detection-bbox.csv",
+    "challenge-2019-validation-detection-bbox.csv",
+    "challenge-2019-train-detection-human-imagelabels.csv",
+    "challenge-2019-validation-detection-human-imagelabels.csv",
+)
+
+
+def _openimages_file(name: str) -> Archive:
+    return Archive(url=f"{_OPENIMAGES_BUCKET}/{name}", filename=name, size_bytes=None, sha256=None, md5=None,
+                   extract_to="openimages/annotations", expected_paths=(f"openimages/annotations/{name}",),
+                   source=_NO_CHECKSUM)
+
+
+#: The registry behind ``acsl data download NAME`` (issue 4; ``openimages``: issue 6).
 DATASETS: dict[str, DatasetSpec] = {
     "lvis-v0.5": DatasetSpec(
         name="lvis-v0.5",
@@ -181,6 +200,13 @@ DATASETS: dict[str, DatasetSpec] = {
             _lvis_archive("v1", "train", "4410d837f71203af226950447ef9d422", _AVALANCHE),
             _lvis_archive("v1", "val", "87734a7f895990b9552075d7ce723e27", _AVALANCHE),
         ),
+    ),
+    "openimages": DatasetSpec(
+        name="openimages",
+        description="Open Images Challenge 2019 object-detection annotations (500 classes): boxes, class "
+                    "descriptions, the label hierarchy and verified image-level labels, train and val; images: "
+                    "fetch them with your own tooling into <root>/openimages/images/{train,validation}",
+        archives=tuple(_openimages_file(name) for name in OPENIMAGES_FILES),
     ),
     "coco2017": DatasetSpec(
         name="coco2017",
@@ -283,10 +309,15 @@ def download_dataset(
         path, (sha256, md5, size) = _download_archive(
             root, archive, url, records, progress=progress, timeout=timeout
         )
-        _extract_zip(root, archive, path, progress=progress)
-        _record(root, archive, url, sha256=sha256, md5=md5, size=size)  # only after extraction
-        if not keep_archives:
-            path.unlink(missing_ok=True)
+        if archive.filename.endswith(".zip"):
+            _extract_zip(root, archive, path, progress=progress)
+            _record(root, archive, url, sha256=sha256, md5=md5, size=size)  # only after extraction
+            if not keep_archives:
+                path.unlink(missing_ok=True)
+        else:  # a plain file (Open Images' CSV and JSON): verified, then moved into place in one rename
+            (root / archive.extract_to).mkdir(parents=True, exist_ok=True)
+            os.replace(path, root / archive.extract_to / archive.filename)
+            _record(root, archive, url, sha256=sha256, md5=md5, size=size)
     _cleanup_download_dir(root)
     still = missing_data(name, root)
     if still:  # only reachable if the spec's expected paths and archive contents disagree

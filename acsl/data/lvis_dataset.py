@@ -203,13 +203,17 @@ class LVISDetection(torch.utils.data.Dataset):
         self.frequencies: list[str] = [str(c["frequency"]) for c in self.categories]
         self.image_ids: list[int] = [int(im["id"]) for im in data["images"]]
         images_with: dict[int, set[int]] = {cid: set() for cid in self.label_to_category_id}
+        classes_in: dict[int, set[int]] = {image_id: set() for image_id in self.image_ids}
         instances: dict[int, int] = dict.fromkeys(self.label_to_category_id, 0)
         for annotation in data["annotations"]:
             images_with[annotation["category_id"]].add(annotation["image_id"])
             instances[annotation["category_id"]] += 1
+            classes_in[annotation["image_id"]].add(self.category_id_to_label[annotation["category_id"]])
         #: Per label 1..C (list index label − 1): training images containing the class, and its boxes.
         self.image_counts: list[int] = [len(images_with[cid]) for cid in self.label_to_category_id]
         self.instance_counts: list[int] = [instances[cid] for cid in self.label_to_category_id]
+        #: Per item: the sorted labels (1..C) of the classes annotated in it (what image samplers need).
+        self.image_labels: list[tuple[int, ...]] = [tuple(sorted(classes_in[i])) for i in self.image_ids]
 
     # ------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -249,6 +253,11 @@ class LVISDetection(torch.utils.data.Dataset):
                 f"{info['width']}x{info['height']} (image id {info['id']})"
             )
         return torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
+
+    @property
+    def flips(self) -> bool:
+        """Whether training flips images at all (``train`` and ``hflip_prob`` > 0)."""
+        return self.train and self.hflip_prob > 0
 
     def is_flipped(self, index: int, epoch: int | None = None) -> bool:
         """Whether item ``index`` is flipped in ``epoch`` (default: the current one)."""

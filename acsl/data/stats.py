@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -117,3 +117,19 @@ def sorted_instance_counts(df: pd.DataFrame) -> np.ndarray:
     """Per-category instance (box) counts of ``df`` sorted in descending order (int64), e.g. for
     Figure 2 (LVIS vs Open Images on a log10 axis)."""
     return _sorted_desc(df, "instance_count")
+
+
+def equivalent_threshold(threshold: float, reference_counts: Sequence[int], target_counts: Sequence[int]) -> int:
+    """The count threshold on ``target_counts`` that puts the same share of classes below it as
+    ``threshold`` does on ``reference_counts`` (e.g. Table 1's BAGS dividing lines, stated for LVIS
+    v0.5's instance counts, moved to a smaller benchmark's): with q the share of reference classes whose
+    count is < ``threshold`` and k = round(q · C_target), the k-th smallest target count (so exactly the
+    k smallest fall below it when counts do not tie there); at least 1."""
+    reference = np.asarray(reference_counts)
+    target = np.sort(np.asarray(target_counts))
+    if reference.size == 0 or target.size == 0:
+        raise ValueError("equivalent_threshold needs non-empty reference and target counts")
+    share = float((reference < threshold).mean())
+    k = int(round(share * target.size))
+    line = int(target[k]) if k < target.size else int(target[-1]) + 1
+    return max(1, line)

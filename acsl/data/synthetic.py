@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from acsl.data.stats import frequency_from_image_count, load_category_stats
+from acsl.data.stats import frequency_from_image_count, load_category_stats, load_openimages_stats
 
 __all__ = [
     "CONTENT_VERSION",
@@ -72,6 +72,8 @@ __all__ = [
     "COLOURS",
     "MARKINGS",
 ]
+
+CURVES = ("lvis_v0.5", "openimages")
 
 #: Bumped whenever the generated content for a given config changes.
 CONTENT_VERSION = "acsl-synthetic-1"
@@ -119,6 +121,9 @@ class SyntheticConfig:
     seed: non-negative int; the whole dataset is a pure function of the config.
     max_objects_per_image: cap on drawn objects per image (annotated + unannotated, >= 1).
     lookalike_fraction: fraction (0..1) of rare-curve categories made look-alikes of a frequent one.
+    curve: "lvis_v0.5" (default) or "openimages": whose sorted per-class counts the categories follow.
+        The Open Images curve (its 500 challenge classes' box counts) is scaled as a whole to the image
+        budget, keeping its shape: fewer classes with very few samples than LVIS (paper Figure 2).
     """
 
     num_categories: int = 60
@@ -128,6 +133,7 @@ class SyntheticConfig:
     seed: int = 0
     max_objects_per_image: int = 6
     lookalike_fraction: float = 0.2
+    curve: str = "lvis_v0.5"
 
     def __post_init__(self) -> None:
         def check_int(field: str, lo: int, hi: int | None = None) -> None:
@@ -148,6 +154,16 @@ class SyntheticConfig:
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f <= 1.0:
             raise ValueError(f"SyntheticConfig.lookalike_fraction must be a float in [0, 1], got {f!r}")
         object.__setattr__(self, "lookalike_fraction", float(f))  # 1 and 1.0: same files
+        if self.curve not in CURVES:
+            raise ValueError(f"SyntheticConfig.curve must be one of {CURVES}, got {self.curve!r}")
+
+    def record(self) -> dict[str, Any]:
+        """The config as plain data; ``curve`` only when not the default, so every benchmark generated
+        before the field existed keeps its config record (and every experiment its hash)."""
+        record = dataclasses.asdict(self)
+        if record["curve"] == "lvis_v0.5":
+            del record["curve"]
+        return record
 
 
 @dataclass(frozen=True)
@@ -181,12 +197,18 @@ class SyntheticDatasetExistsError(FileExistsError):
 # --------------------------------------------------------------------------------------------
 
 
-def _curve_quantiles(num_categories: int) -> tuple[list[str], np.ndarray]:
-    """LVIS v0.5 (name, image_count) at evenly spaced quantiles of the sorted count curve."""
-    stats = load_category_stats("lvis_v0.5").sort_values(["image_count", "name"], kind="stable")
+def _curve_quantiles(num_categories: int, curve: str = "lvis_v0.5") -> tuple[list[str], np.ndarray]:
+    """(name, count) at evenly spaced quantiles of the sorted count curve: LVIS v0.5's image counts, or
+    Open Images' box counts (it publishes no per-class image counts)."""
+    if curve == "openimages":
+        stats = load_openimages_stats().sort_values(["instance_count", "name"], kind="stable")
+        column = "instance_count"
+    else:
+        stats = load_category_stats("lvis_v0.5").sort_values(["image_count", "name"], kind="stable")
+        column = "image_count"
     n = len(stats)
     idx = np.floor((np.arange(num_categories) + 0.5) * n / num_categories).astype(int)
-    return list(stats["name"].to_numpy()[idx]), stats["image_count"].to_numpy()[idx].astype(float)
+    return list(stats["name"].to_numpy()[idx]), stats[column].to_numpy()[idx].astype(float)
 
 
 def _compress(counts: np.ndarray, max_f: float, cmax: float) -> np.ndarray:
@@ -200,10 +222,18 @@ def _compress(counts: np.ndarray, max_f: float, cmax: float) -> np.ndarray:
 
 
 def _train_targets(config: SyntheticConfig, counts: np.ndarray) -> np.ndarray:
-    """Target train image count per curve position (DESIGN §7: kept <= 100, compressed above)."""
+    """Target train image count per curve position (DESIGN §7: kept <= 100, compressed above; the Open
+    Images curve: scaled as a whole into the budget)."""
     n = config.num_train_images
     cap = min(MAX_CATEGORIES_PER_IMAGE, config.max_objects_per_image)
     budget = n * min(MEAN_CATEGORIES_PER_IMAGE, 0.7 * cap)
+    if config.curve == "openimages":
+        # Keep the curve's shape on a log scale: its span max/min shrinks to what the budget can hold.
+        logs = np.log(counts)
+        span = min(1.0, math.log(max(2.0, 0.5 * n)) / max(logs.max() - logs.min(), 1e-9))
+        targets = np.exp((logs - logs.min()) * span)
+        targets = np.maximum(1.0, np.round(targets * budget / targets.sum()))
+        return np.clip(targets, 1, max(1.0, 0.5 * n)).astype(int)
     cmax = float(counts.max())
     max_f = max(float(_FREQUENT_TARGET_MIN), 0.5 * n)
     targets = _compress(counts, max_f, cmax)
@@ -233,7 +263,7 @@ def _val_targets(config: SyntheticConfig, train_targets: np.ndarray) -> np.ndarr
 def _design_categories(config: SyntheticConfig, rng: np.random.Generator) -> list[dict[str, Any]]:
     """Category specs (identity, curve source, targets, look-alike parent), sorted by id."""
     C = config.num_categories
-    names, counts = _curve_quantiles(C)
+    names, counts = _curve_quantiles(C, config.curve)
     train_t = _train_targets(config, counts)
     val_t = _val_targets(config, train_t)
 
@@ -653,7 +683,7 @@ def _config_record(config: SyntheticConfig) -> dict[str, Any]:
     return {
         "generator": "acsl.data.synthetic",
         "content_version": CONTENT_VERSION,
-        "config": dataclasses.asdict(config),
+        "config": config.record(),
     }
 
 

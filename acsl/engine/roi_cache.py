@@ -10,7 +10,10 @@ runs the stage-2 schedule (same epochs, batches, flips per epoch, lr schedule, c
 
 What differs from the exact stage 2, and may show in AP: each (image, flip) keeps the one RoI sample
 drawn when the cache was built, where the exact stage 2 draws a new one every epoch; features are
-rounded to float16. ``benchmarks/bench_fast_stage2.py`` measures the time saved and the AP difference.
+rounded to float16. With a sampler that repeats images (repeat-factor, class-balanced), a second visit
+in an epoch uses the other flip's rows, and a third visit the first visit's rows again, where the exact
+stage 2 would draw new RoIs. ``benchmarks/bench_fast_stage2.py`` measures the time saved and the AP
+difference.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from ..models import LongTailFasterRCNN
 from ..models.cascade import CascadeRoIHeads
 from ..models.sampling import mix_seed
 from .checkpoint import atomic_torch_save
+from ..data.samplers import UniformSampler, occurrences
 from .trainer import (CHECKPOINT_NAME, LOG_NAME, TrainConfig, _set_train_mode, freeze_all_but_classifier,
-                      resolve_device, sgd_with_schedule)
+                      resolve_device, sgd_with_schedule, visit_flip)
 
 CACHE_FORMAT = 1
 FEATURES_NAME = "features.f16"
@@ -141,10 +145,12 @@ def train_classifier_on_cache(
     seed: int = 0,
     device: str | torch.device = "auto",
     progress: bool = True,
+    sampler: UniformSampler | None = None,
 ) -> Path:
-    """The decoupled stage 2 on the cache: the same epochs, image order, per-epoch flips, lr schedule
-    and clipping as ``train(..., stage=2)``, with the loss on the cached features of each batch's
-    images. Writes the detector's checkpoint (the trained classifier in it) and ``log.jsonl``."""
+    """The decoupled stage 2 on the cache: the same epochs, image order (``sampler``'s, default uniform),
+    per-epoch flips, lr schedule and clipping as ``train(..., stage=2)``, with the loss on the cached
+    features of each batch's images. Writes the detector's checkpoint (the trained classifier in it)
+    and ``log.jsonl``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
@@ -153,19 +159,23 @@ def train_classifier_on_cache(
     parameters = freeze_all_but_classifier(model)
     loss_fn = model.classification_loss
     loss_fn.sync_across_processes = False  # this runs on one process, also inside a distributed run
-    iters_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    sampler = sampler or UniformSampler(len(dataset), seed)
+    iters_per_epoch = math.ceil(sampler.nominal_length / config.batch_size)
     optimizer, scheduler = sgd_with_schedule(parameters, config, iters_per_epoch)
     torch.manual_seed(seed)
     log_path = out_dir / LOG_NAME
     log_path.unlink(missing_ok=True)
     labels_all = torch.from_numpy(cache.labels)
     for epoch in range(config.epochs):
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        order = sampler.epoch_indices(epoch)
+        visits = occurrences(order)
         batches = order.split(config.batch_size)
         bar = tqdm(batches, desc=f"stage 2 (cached) epoch {epoch + 1}/{config.epochs}", disable=not progress,
                    mininterval=2.0, leave=False)
         for step, batch in enumerate(bar):
-            rows = np.concatenate([cache.rows(i, dataset.is_flipped(i, epoch)) for i in batch.tolist()])
+            batch_visits = visits[step * config.batch_size: step * config.batch_size + len(batch)].tolist()
+            rows = np.concatenate([cache.rows(i, visit_flip(dataset, i, epoch, visit))
+                                   for i, visit in zip(batch.tolist(), batch_visits)])
             features = torch.from_numpy(np.asarray(cache.features[rows], dtype=np.float32)).to(device)
             labels = labels_all[rows].to(device)
             loss = loss_fn(classifier(features), labels)
@@ -177,7 +187,7 @@ def train_classifier_on_cache(
                 torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
             scheduler.step()
-            iteration = epoch * iters_per_epoch + step + 1
+            iteration = scheduler.last_epoch
             if step % config.log_every == 0 or step == len(batches) - 1:
                 with log_path.open("a") as handle:
                     handle.write(json.dumps({"stage": 2, "cached": True, "epoch": epoch + 1, "iteration": iteration,

@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import LVISDetection, collate_detection
+from ..data.samplers import UniformSampler, occurrences
 from ..models import LongTailFasterRCNN
 from ..io import atomic_write_text
 from ..models.sampling import SAMPLING_KEY, mix_seed
@@ -86,6 +87,24 @@ def sgd_with_schedule(parameters: list[nn.Parameter], config: TrainConfig, iters
         lambda it: lr_factor(it, iters_per_epoch, config.warmup_iters, config.warmup_ratio, config.lr_steps, config.gamma),
     )
     return optimizer, scheduler
+
+
+def visit_key(seed: int, epoch: int, index: int, visit: int = 0) -> int:
+    """The sampling key of an image's ``visit``-th appearance in an epoch (0: the first; repeat-factor
+    sampling visits some images more than once, and each visit draws its own anchors and RoIs)."""
+    return mix_seed(seed, epoch, index) if visit == 0 else mix_seed(seed, epoch, index, visit)
+
+
+def visit_flip(dataset: LVISDetection, index: int, epoch: int, visit: int = 0) -> bool:
+    """Whether an image's ``visit``-th appearance in ``epoch`` is flipped: the epoch's flip for the first
+    visit, the other orientation for the second, and so on alternately (never when flips are off)."""
+    if not dataset.flips:
+        return False
+    return dataset.is_flipped(index, epoch) != bool(visit % 2)
+
+
+def _visit(dataset: LVISDetection, index: int, epoch: int, visit: int):
+    return dataset.get(index, visit_flip(dataset, index, epoch, visit)) if visit else dataset[index]
 
 
 def _has_training_batch_norm(model: nn.Module) -> bool:
@@ -163,6 +182,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
+    sampler: UniformSampler | None = None,
 ) -> Path:
     """Train ``model`` on ``dataset`` for ``config.epochs`` epochs; returns the final checkpoint's path.
 
@@ -170,6 +190,8 @@ def train(
     ignored on the CPU. ``channels_last``: NHWC memory layout for the convolutions (faster on tensor cores).
     With ``resume`` an existing ``out_dir/checkpoint.pt`` is continued from its last completed epoch
     (a finished run returns at once). ``on_step(global_iteration)`` is called after every optimizer step.
+    ``sampler`` (``acsl.data.samplers``; default uniform) gives each epoch's image order; the lr schedule
+    counts epochs of its ``nominal_length`` images.
     """
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 (whole detector) or 2 (classifier only), got {stage}")
@@ -194,7 +216,8 @@ def train(
         parameters = freeze_all_but_classifier(model)
     else:
         parameters = [p for p in model.parameters() if p.requires_grad]
-    iters_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    sampler = sampler or UniformSampler(len(dataset), seed)
+    iters_per_epoch = math.ceil(sampler.nominal_length / config.batch_size)
     optimizer, scheduler = sgd_with_schedule(parameters, config, iters_per_epoch)
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
@@ -222,7 +245,7 @@ def train(
             _restore_rng_state(state["rng"], device)
         start_epoch = state["epoch"]
         if is_main:
-            _truncate_log(log_path, start_epoch * iters_per_epoch)
+            _truncate_log(log_path, scheduler.last_epoch)
     elif is_main:
         log_path.unlink(missing_ok=True)
         checkpoint_path.unlink(missing_ok=True)  # never pair a stale checkpoint with a fresh log
@@ -235,18 +258,22 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         _set_train_mode(model, stage)
         dataset.set_epoch(epoch)
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        order = sampler.epoch_indices(epoch)
+        visits = occurrences(order)
         batches = order.split(config.batch_size)
         bar = tqdm(batches, desc=f"stage {stage} epoch {epoch + 1}/{config.epochs}", disable=not progress,
                    mininterval=2.0, leave=False)
         started = time.perf_counter()
         seen = 0
         for step, global_batch in enumerate(bar):
-            iteration = epoch * iters_per_epoch + step
-            batch_indices = distributed.shard_batch(global_batch, order)
-            images, targets = collate_detection([dataset[int(i)] for i in batch_indices])
-            for target, index in zip(targets, batch_indices.tolist()):
-                target[SAMPLING_KEY] = torch.tensor(mix_seed(seed, epoch, index))
+            iteration = scheduler.last_epoch  # optimizer steps so far (epochs may differ in length)
+            first = step * config.batch_size
+            positions = distributed.shard_batch(torch.arange(first, first + len(global_batch)), torch.arange(len(order)))
+            batch_indices, batch_visits = order[positions], visits[positions]
+            images, targets = collate_detection([_visit(dataset, index, epoch, visit)
+                                                 for index, visit in zip(batch_indices.tolist(), batch_visits.tolist())])
+            for target, index, visit in zip(targets, batch_indices.tolist(), batch_visits.tolist()):
+                target[SAMPLING_KEY] = torch.tensor(visit_key(seed, epoch, index, visit))
             images = [image.to(device, non_blocking=True) for image in images]
             targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
@@ -309,9 +336,20 @@ def train(
 
 def load_stage1_weights(model: LongTailFasterRCNN, checkpoint_path: str | Path) -> None:
     """Stage 2 starts from the stage-1 detector: every weight is loaded, nothing re-initialised; the
-    loss module's own state (e.g. ACSL's generator) is not part of the detector and is skipped."""
+    loss module's own state (e.g. ACSL's generator) is not part of the detector and is skipped. A
+    classifier with more outputs than stage 1's (BAGS) gets stage 1's rows first."""
     state = load_checkpoint(checkpoint_path)["model"]
     weights = {k: v for k, v in state.items() if ".classification_loss." not in k}
+    own = model.state_dict()
+    for key, value in weights.items():
+        # A stage-2 classifier with extra outputs (BAGS's "others"): the stage-1 rows are copied into the
+        # first rows, the extra rows keep their fresh initialisation.
+        target = own.get(key)
+        if (".cls_score." in key and target is not None and target.shape != value.shape and value.dim() == target.dim()
+                and target.shape[0] > value.shape[0] and target.shape[1:] == value.shape[1:]):
+            widened = target.clone()
+            widened[: value.shape[0]] = value
+            weights[key] = widened
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as error:  # shape mismatch

@@ -1,6 +1,7 @@
 """Classification losses for the RoI box head (one module per method) and their name registry."""
 
 from .acsl import ACSL
+from .bags import BalancedGroupSoftmax
 from .base import ClassificationLoss
 from .class_balanced import ClassBalancedCE
 from .eql import EQL
@@ -9,8 +10,9 @@ from .federated import FederatedLoss
 from .focal import FocalLoss
 from .ldam import LDAM
 from .registry import LOSSES, build_loss
+from .seesaw import SeesawLoss
 from .sigmoid_bce import SigmoidBCE
 from .softmax_ce import SoftmaxCE
 
-__all__ = ["ACSL", "ClassBalancedCE", "ClassificationLoss", "EQL", "EQLv2", "FederatedLoss", "FocalLoss", "LDAM", "LOSSES",
-           "SigmoidBCE", "SoftmaxCE", "build_loss"]
+__all__ = ["ACSL", "BalancedGroupSoftmax", "ClassBalancedCE", "ClassificationLoss", "EQL", "EQLv2", "FederatedLoss", "FocalLoss", "LDAM", "LOSSES",
+           "SeesawLoss", "SigmoidBCE", "SoftmaxCE", "build_loss"]

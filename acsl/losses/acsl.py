@@ -14,6 +14,9 @@ Details that follow the official implementation (DESIGN §3):
 - the loss is Σ(W ⊙ BCE) / N with N the number of RoIs (no division by C);
 - at test time score_c = σ(z_c) for the foreground columns (the background column is dropped).
 
+Multi-label (Open Images, paper §5; ``set_label_hierarchy``): a RoI of class k is positive on k and its
+ancestors; every positive column is weighted 1 and the ξ rule decides the others.
+
 ``statistic_free=True`` drops the frequency-based background schedule and applies the paper's ξ rule
 (Eq. 6) to background RoIs as well, so the loss uses no dataset statistic at all.
 """
@@ -52,6 +55,7 @@ class ACSL(ClassificationLoss):
     """
 
     use_sigmoid = True
+    supports_multi_label = True
 
     def __init__(
         self,
@@ -120,7 +124,10 @@ class ACSL(ClassificationLoss):
                 row_bits[self._draw_rows(bg_rows, self.rare_fraction)] |= _GROUP_BIT["r"]
                 bg_keep = (row_bits.unsqueeze(1) & self._column_bits) != 0
                 keep = torch.where(background.unsqueeze(1), bg_keep, keep)
-        # w_k = 1 on the ground-truth column (column 0 for background RoIs).
+        # w_k = 1 on the ground-truth column (column 0 for background RoIs); with a label hierarchy on
+        # every positive column (the class and its ancestors).
+        if self.multi_label:
+            return keep | self.label_targets.to(keep.device)[labels]
         return keep.scatter_(1, labels.long().unsqueeze(1), True)
 
     def _draw_rows(self, bg_rows: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -130,7 +137,12 @@ class ACSL(ClassificationLoss):
         return bg_rows[chosen]
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return _MaskedSigmoidBCE.apply(logits, labels, self.weight_mask(logits, labels))
+        mask = self.weight_mask(logits, labels)
+        if self.multi_label:  # several positive columns: Σ W ⊙ BCE(z, Y) / N, gradient W ⊙ (p − Y) / N
+            targets = self.target_matrix(labels, logits.dtype)
+            return F.binary_cross_entropy_with_logits(logits, targets, weight=mask.to(logits.dtype),
+                                                      reduction="sum") / logits.shape[0]
+        return _MaskedSigmoidBCE.apply(logits, labels, mask)
 
 
 class _MaskedSigmoidBCE(torch.autograd.Function):

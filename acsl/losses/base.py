@@ -33,6 +33,9 @@ class ClassificationLoss(nn.Module):
     #: Losses that keep statistics over all processes (EQLv2) all-reduce them only while this is True; a
     #: code path that runs on one rank of a distributed run (the cached stage 2) turns it off.
     sync_across_processes: bool = True
+    #: Losses that train several positive columns per RoI (Open Images' multi-label setting: a box's class
+    #: and its ancestors) once ``set_label_hierarchy`` is called.
+    supports_multi_label: bool = False
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None) -> None:
         super().__init__()
@@ -40,6 +43,41 @@ class ClassificationLoss(nn.Module):
             raise ValueError(f"num_classes must be >= 1 (foreground classes), got {num_classes}")
         self.num_classes = int(num_classes)
         self.class_frequencies = _check_frequencies(class_frequencies, self.num_classes)
+        self.register_buffer("label_targets", None, persistent=False)  # set_label_hierarchy fills it
+
+    def set_label_hierarchy(self, ancestors: Sequence[Sequence[int]] | None) -> None:
+        """Multi-label targets (the paper's §5 "multiple label setting" on Open Images): a RoI of class k is
+        positive on column k and on the columns of k's ancestors, ``ancestors[k - 1]`` (labels 1..C);
+        background RoIs stay positive on column 0 alone. None: back to one-hot targets."""
+        if ancestors is None:
+            self.label_targets = None
+            return
+        if not self.supports_multi_label:
+            supported = "bce, eql, acsl"
+            raise ValueError(f"{type(self).__name__} trains one positive column per RoI; multi-label targets "
+                             f"(a class and its ancestors) are supported by {supported}")
+        if len(ancestors) != self.num_classes:
+            raise ValueError(f"set_label_hierarchy: expected the ancestors of {self.num_classes} classes, got {len(ancestors)}")
+        targets = torch.eye(self.num_classes + 1, dtype=torch.bool, device=self.label_targets.device
+                            if self.label_targets is not None else None)
+        for label, parents in enumerate(ancestors, start=1):
+            for parent in parents:
+                if not 1 <= int(parent) <= self.num_classes or int(parent) == label:
+                    raise ValueError(f"set_label_hierarchy: class {label} has ancestor {parent!r}; expected another "
+                                     f"label in 1..{self.num_classes}")
+                targets[label, int(parent)] = True
+        self.label_targets = targets
+
+    def target_matrix(self, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``[N, C + 1]`` targets: one-hot, or multi-hot with ancestors after ``set_label_hierarchy``."""
+        hierarchy = getattr(self, "label_targets", None)
+        if hierarchy is None:
+            return one_hot_targets(labels, self.num_classes + 1, dtype)
+        return hierarchy.to(labels.device)[labels].to(dtype)
+
+    @property
+    def multi_label(self) -> bool:
+        return getattr(self, "label_targets", None) is not None
 
     def _check_counts(self, name: str, counts: Sequence[int] | None) -> torch.Tensor:
         """One non-negative count per foreground class, as float64."""
@@ -50,6 +88,17 @@ class ClassificationLoss(nn.Module):
             raise ValueError(f"{type(self).__name__}: {name} must hold {self.num_classes} non-negative counts, "
                              f"got {values.numel()} values (min {values.min().item() if values.numel() else 'n/a'})")
         return values
+
+    @property
+    def num_logits(self) -> int:
+        """Width of the classifier's output: C + 1 here; losses with extra columns (Seesaw's objectness,
+        BAGS's "others") say more."""
+        return self.num_classes + 1
+
+    def build_classifier(self, in_features: int) -> nn.Module:
+        """The box head's final classification layer this loss trains: ``nn.Linear`` to ``num_logits``
+        outputs unless the method prescribes another (Seesaw: a cosine classifier)."""
+        return nn.Linear(in_features, self.num_logits)
 
     def initial_bias(self) -> torch.Tensor | None:
         """Initial bias of the C + 1 classifier outputs, or None for the layer's default.
@@ -70,9 +119,14 @@ class ClassificationLoss(nn.Module):
         N × (C + 1) terms."""
         self._check_inputs(logits, labels)
         if logits.shape[0] == 0:
+            self.on_empty_batch(logits.device)
             return logits.sum() * 0.0
         z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
         return self.loss(z, labels.long())
+
+    def on_empty_batch(self, device: torch.device) -> None:
+        """Called instead of ``loss`` for a batch without RoIs: losses that all-reduce statistics join the
+        collective here, so a rank with an empty batch never leaves the others waiting."""
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of a non-empty batch (``forward`` has checked the inputs)."""
@@ -85,10 +139,12 @@ class ClassificationLoss(nn.Module):
         return torch.softmax(logits, dim=-1)
 
     def _check_inputs(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        if logits.dim() != 2 or logits.shape[1] != self.num_classes + 1:
+        if logits.dim() != 2 or logits.shape[1] != self.num_logits:
+            extra = self.num_logits - self.num_classes - 1
             raise ValueError(
-                f"{type(self).__name__}: logits must have shape [N, {self.num_classes + 1}] "
-                f"(C={self.num_classes} foreground classes + background column 0), got {tuple(logits.shape)}"
+                f"{type(self).__name__}: logits must have shape [N, {self.num_logits}] "
+                f"(C={self.num_classes} foreground classes + background column 0"
+                f"{f' + {extra} extra columns' if extra else ''}), got {tuple(logits.shape)}"
             )
         if labels.shape != logits.shape[:1]:
             raise ValueError(f"{type(self).__name__}: labels must have shape [{logits.shape[0]}], got {tuple(labels.shape)}")

@@ -20,11 +20,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import ClassificationLoss, one_hot_targets
+from .base import ClassificationLoss
 
 
 class EQL(ClassificationLoss):
     use_sigmoid = True
+    supports_multi_label = True
     requires_counts = True
     prior_probability = 0.001
 
@@ -48,13 +49,13 @@ class EQL(ClassificationLoss):
 
     def weights(self, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """w = 1 − E(r) T_λ(f) (1 − y), shape [N, C + 1]; column 0 (no background logit) weighs 0."""
-        targets = one_hot_targets(labels, self.num_classes + 1, dtype)
+        targets = self.target_matrix(labels, dtype)  # multi-hot with a label hierarchy
         foreground = (labels > 0).to(dtype).unsqueeze(1)
         weights = 1 - foreground * self.tail_columns.to(dtype).unsqueeze(0) * (1 - targets)
         weights[:, 0] = 0
         return weights
 
     def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        targets = one_hot_targets(labels, z.shape[1], z.dtype)
+        targets = self.target_matrix(labels, z.dtype)
         weights = self.weights(labels, z.dtype)
         return F.binary_cross_entropy_with_logits(z, targets, weight=weights, reduction="sum") / z.shape[0]

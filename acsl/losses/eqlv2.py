@@ -65,6 +65,11 @@ class EQLv2(ClassificationLoss):
             self._collect(z.detach(), targets, weights)
         return value
 
+    def on_empty_batch(self, device: torch.device) -> None:
+        if self.training:  # add nothing, but join the other processes' all-reduce
+            empty = torch.zeros(0, self.num_classes + 1, device=device)
+            self._collect(empty, empty, empty)
+
     @torch.no_grad()
     def _collect(self, z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> None:
         """Add this batch's weighted gradient magnitudes |p − y| · w per foreground class (all ranks' sums)."""

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .acsl import ACSL
+from .bags import BalancedGroupSoftmax
 from .base import ClassificationLoss
 from .class_balanced import ClassBalancedCE
 from .eql import EQL
@@ -14,6 +15,7 @@ from .federated import FederatedLoss
 from .focal import FocalLoss
 from .ldam import LDAM
 from .sigmoid_bce import SigmoidBCE
+from .seesaw import SeesawLoss
 from .softmax_ce import SoftmaxCE
 
 LOSSES: dict[str, type[ClassificationLoss]] = {
@@ -26,6 +28,8 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
     "federated": FederatedLoss,
     "eqlv2": EQLv2,
     "ldam": LDAM,
+    "seesaw": SeesawLoss,
+    "bags": BalancedGroupSoftmax,
 }
 
 

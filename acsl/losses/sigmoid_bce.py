@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import ClassificationLoss, one_hot_targets
+from .base import ClassificationLoss
 
 
 class SigmoidBCE(ClassificationLoss):
@@ -17,7 +17,8 @@ class SigmoidBCE(ClassificationLoss):
     """
 
     use_sigmoid = True
+    supports_multi_label = True
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        targets = one_hot_targets(labels, logits.shape[1], logits.dtype)
+        targets = self.target_matrix(labels, logits.dtype)  # multi-hot with a label hierarchy
         return F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / logits.shape[0]

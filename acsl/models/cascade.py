@@ -23,6 +23,7 @@ from torchvision.ops import boxes as box_ops
 
 from ..losses.base import ClassificationLoss
 from .roi_heads import select_detections
+from .classifiers import install_classifier
 from .sampling import KeyedBalancedSampler
 
 CASCADE_IOUS = (0.5, 0.6, 0.7)
@@ -83,6 +84,7 @@ class CascadeRoIHeads(nn.Module):
                 detections_per_img=detections_per_img,
             )
             stage.fg_bg_sampler = KeyedBalancedSampler(batch_size_per_image, positive_fraction, salt=2 + index)
+            install_classifier(stage.box_predictor, classification_loss, representation_size)
             self.stages.append(stage)
         self.classification_loss = classification_loss
         self.loss_weights = tuple(loss_weights)
@@ -91,12 +93,16 @@ class CascadeRoIHeads(nn.Module):
         self.detections_per_img = detections_per_img
 
     @property
-    def classifiers(self) -> list[nn.Linear]:
+    def classifiers(self) -> list[nn.Module]:
         return [stage.box_predictor.cls_score for stage in self.stages]
 
     @property
     def samplers(self) -> list:
         return [stage.fg_bg_sampler for stage in self.stages]
+
+    @property
+    def predictors(self) -> list[nn.Module]:
+        return [stage.box_predictor for stage in self.stages]
 
     def _run_stage(self, stage: RoIHeads, features, proposals, image_shapes):
         pooled = stage.box_roi_pool(features, proposals, image_shapes)

@@ -25,6 +25,7 @@ from ..losses.base import ClassificationLoss
 from .backbones import build_backbone
 from .cascade import CascadeRoIHeads
 from .roi_heads import LongTailRoIHeads
+from .classifiers import install_classifier
 from .sampling import SAMPLING_KEY, KeyedBalancedSampler
 
 
@@ -145,6 +146,7 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
             classification_loss=loss,
         )
         roi_heads.fg_bg_sampler = KeyedBalancedSampler(config.rois_per_image, config.positive_fraction, salt=2)
+        install_classifier(roi_heads.box_predictor, loss, config.representation_size)
     bias = loss.initial_bias()
     if bias is not None:
         with torch.no_grad():

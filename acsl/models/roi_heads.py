@@ -45,13 +45,18 @@ class LongTailRoIHeads(RoIHeads):
         return detections, {}
 
     @property
-    def classifiers(self) -> list[torch.nn.Linear]:
+    def classifiers(self) -> list[torch.nn.Module]:
         """The final classification layer(s) that the decoupled stage 2 trains."""
         return [self.box_predictor.cls_score]
 
     @property
     def samplers(self) -> list:
         return [self.fg_bg_sampler]
+
+    @property
+    def predictors(self) -> list[torch.nn.Module]:
+        """The box predictor(s) whose ``cls_score`` is the classifier."""
+        return [self.box_predictor]
 
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):  # type: ignore[override]
         """Score every (proposal, class) with the loss's test-time rule, drop the background column, decode

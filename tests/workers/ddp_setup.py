@@ -31,3 +31,13 @@ def training_images(train_set):
 
 def train_config(epochs: int) -> TrainConfig:
     return TrainConfig(epochs=epochs, batch_size=4, lr=0.01, warmup_iters=2, lr_steps=(), hflip_prob=0.5, log_every=1)
+
+
+def image_sampler(images, name: str):
+    """The epoch sampler the distributed tests use: uniform, or repeat-factor sampling with t = 0.3 (on the
+    23 smoke images: 31 visits in epoch 0, so the last batch of 3 splits 2/1, as in the uniform case; a last
+    batch of 1 would be padded on the second process, as DistributedSampler pads, and differ from one process)."""
+    from acsl.data.samplers import build_sampler
+
+    options = {"threshold": 0.3} if name == "repeat_factor" else {}
+    return build_sampler(name, images.image_labels, seed=0, **options)

@@ -1,0 +1,86 @@
+"""The methods of the paper's Table 4 (and a few beyond it) as experiment recipes.
+
+Each ``Method`` says how its paper trains it, in this project's terms: end to end (stage 1, the whole
+detector, the 1x schedule) or decoupled (stage 2: only the classifier, on the 1x softmax baseline —
+the same stage-1 detector for every decoupled method), with which loss, image sampler and stage-2
+classifier. ``method_spec`` turns one into an ``ExperimentSpec`` for a profile, so every method of a
+comparison runs on the same data, detector and schedule. Hyper-parameters tied to the dataset's size
+(RFS's t, EQL's λ, BAGS's group boundaries) come from the profile (``Profile.repeat_factor_threshold``,
+``Profile.eql_lambda``, ``Profile.bags_bins``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .experiments import ExperimentSpec, OptionValue
+from .profiles import get_profile
+
+
+@dataclass(frozen=True)
+class Method:
+    """``label``: the name the paper's Table 4 prints (``in_paper``) or ours; ``source``: where it comes from."""
+
+    label: str
+    loss: str
+    stage: int
+    source: str
+    loss_options: tuple[tuple[str, OptionValue], ...] = ()
+    sampler: str = "uniform"
+    classifier: str = "stage1"
+    in_paper: bool = True
+
+    @property
+    def training(self) -> str:
+        return "end to end (stage 1)" if self.stage == 1 else "decoupled (stage 2 on the softmax baseline)"
+
+
+METHODS: dict[str, Method] = {m.label: m for m in (
+    Method("Softmax CE", "softmax_ce", 1, "the baseline (Table 2)", in_paper=False),
+    Method("Focal Loss", "focal", 1, "Lin et al., ICCV 2017"),
+    Method("CBL", "class_balanced", 1, "Cui et al., CVPR 2019"),
+    Method("LDAM", "ldam", 1, "Cao et al., NeurIPS 2019"),
+    Method("RFS", "softmax_ce", 1, "Gupta et al., CVPR 2019", sampler="repeat_factor"),
+    Method("LWS", "softmax_ce", 2, "Kang et al., ICLR 2020", sampler="class_balanced", classifier="lws"),
+    Method("EQL", "eql", 1, "Tan et al., CVPR 2020"),
+    Method("BAGS", "bags", 2, "Li et al., CVPR 2020"),
+    Method("ACSL", "acsl", 2, "this paper", loss_options=(("xi", 0.7),)),
+    Method("cRT", "softmax_ce", 2, "Kang et al., ICLR 2020", sampler="class_balanced", classifier="reinit",
+           in_paper=False),
+    Method("EQLv2", "eqlv2", 1, "Tan et al., CVPR 2021", in_paper=False),
+    Method("Seesaw", "seesaw", 1, "Wang et al., CVPR 2021", in_paper=False),
+    Method("Federated loss", "federated", 1, "Zhou et al., 2021", in_paper=False),
+)}
+
+#: Rows of the paper's Table 4 that no code here implements (their rows keep "not run").
+NOT_IMPLEMENTED = ("SimCal",)
+
+#: Table 7 (Open Images): the methods the paper compares, trained multi-label where the loss allows.
+OPENIMAGES_METHODS: dict[str, Method] = {m.label: m for m in (
+    Method("Class Aware Sampling", "bce", 1, "Shen et al., ECCV 2016", sampler="class_balanced"),
+    Method("Equalization Loss", "eql", 1, "Tan et al., CVPR 2020"),
+    Method("ACSL", "acsl", 2, "this paper", loss_options=(("xi", 0.7),)),
+)}
+
+
+def method_spec(profile: str, label: str, seed: int = 0, cached: bool = False,
+                detector: dict | None = None) -> ExperimentSpec:
+    """The ``ExperimentSpec`` of method ``label`` (a key of ``METHODS``) in ``profile``; ``cached``: a
+    decoupled method's stage 2 on cached box-head features (ignored for end-to-end methods)."""
+    table = OPENIMAGES_METHODS if get_profile(profile).track == "openimages" else METHODS
+    try:
+        method = table[label]
+    except KeyError:
+        raise ValueError(f"unknown method {label!r} for profile {profile!r}; known methods: {', '.join(table)}") from None
+    settings = get_profile(profile)
+    sampler_options: tuple[tuple[str, OptionValue], ...] = ()
+    if method.sampler == "repeat_factor":
+        sampler_options = (("threshold", settings.repeat_factor_threshold),)
+    loss_options = method.loss_options
+    if method.loss == "eql":
+        loss_options = (*loss_options, ("lambda_", settings.eql_lambda))
+    if method.loss == "bags":
+        loss_options = (*loss_options, ("bins", settings.bags_bins))
+    return ExperimentSpec(profile=profile, loss=method.loss, loss_options=loss_options, stage=method.stage,
+                          seed=seed, cached=cached and method.stage == 2, detector=tuple((detector or {}).items()),
+                          sampler=method.sampler, sampler_options=sampler_options, classifier=method.classifier)
