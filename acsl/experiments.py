@@ -416,7 +416,7 @@ def _evaluate_openimages(val_json: Path, detections: list[dict]) -> dict[str, An
     from .evaluation.openimages_eval import evaluate_openimages
 
     truth = json.loads(Path(val_json).read_text())
-    hierarchy = ClassHierarchy({int(c): [int(p) for p in ps] for c, ps in truth.get("hierarchy", {}).items()})
+    hierarchy = ClassHierarchy.from_category_json(truth.get("hierarchy", {}))
     # The multi-label detectors score every parent class themselves; expanding their detections as well
     # would add a duplicate parent box per object (the challenge's evaluator expands only the ground truth).
     return evaluate_openimages(truth, detections, hierarchy=hierarchy, expand_detections=False)

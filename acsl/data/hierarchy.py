@@ -38,6 +38,11 @@ class ClassHierarchy:
         for c in list(self.parents):
             self.ancestors(c)  # fails here on a cycle
 
+    @classmethod
+    def from_category_json(cls, hierarchy: Mapping[str, Iterable[int]]) -> ClassHierarchy:
+        """The ``hierarchy`` field of the internal Open Images form (category id as a JSON string → parent ids)."""
+        return cls({int(c): [int(p) for p in ps] for c, ps in hierarchy.items()})
+
     def ancestors(self, c: Hashable) -> frozenset:
         """Every class above ``c`` (not ``c`` itself)."""
         if c in self._ancestors:

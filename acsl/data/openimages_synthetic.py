@@ -147,7 +147,7 @@ def hierarchy_ancestors(data: dict[str, Any], label_of: dict[int, int]) -> list[
     Open Images form's ``hierarchy``; what ``ClassificationLoss.set_label_hierarchy`` takes."""
     from .hierarchy import ClassHierarchy
 
-    hierarchy = ClassHierarchy({int(c): [int(p) for p in ps] for c, ps in data.get("hierarchy", {}).items()})
+    hierarchy = ClassHierarchy.from_category_json(data.get("hierarchy", {}))
     ancestors = [[] for _ in label_of]
     for category_id, label in label_of.items():
         ancestors[label - 1] = sorted(label_of[a] for a in hierarchy.ancestors(category_id) if a in label_of)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import ClassificationLoss, one_hot_targets
+from .base import ClassificationLoss, SeededDraws, one_hot_targets
 
 
 _GROUP_BIT = {"f": 1, "c": 2, "r": 4}
@@ -40,7 +40,7 @@ def _floor_fraction(fraction: float, count: int) -> int:
     return math.floor(round(fraction * count, 9))
 
 
-class ACSL(ClassificationLoss):
+class ACSL(SeededDraws, ClassificationLoss):
     """Adaptive Class Suppression Loss; see the module docstring for the exact rule.
 
     Args:
@@ -82,7 +82,7 @@ class ACSL(ClassificationLoss):
         self.statistic_free = bool(statistic_free)
         self.common_fraction = float(common_fraction)
         self.rare_fraction = float(rare_fraction)
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed_generator(seed)
         if self.class_frequencies is not None:
             # One bit per frequency group for each of the C + 1 columns (column 0, background, has none):
             # a background RoI suppresses column i when its own bits (always f, c and r when drawn)
@@ -92,13 +92,6 @@ class ACSL(ClassificationLoss):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, xi={self.xi}, statistic_free={self.statistic_free}"
-
-    # The generator state travels with the module's state dict (checkpoints and resume).
-    def get_extra_state(self) -> dict:
-        return {"generator_state": self.generator.get_state()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator_state"].cpu())
 
     def weights(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The binary weight matrix W as ``logits.dtype`` (see ``weight_mask``)."""

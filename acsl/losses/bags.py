@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import ClassificationLoss
+from .base import ClassificationLoss, SeededDraws
 
 DEFAULT_BINS = (0, 10, 100, 1000)
 
@@ -54,7 +54,7 @@ def group_classes(instance_counts: Sequence[int], bins: Sequence[int]) -> list[l
     return [g for g in groups if g]
 
 
-class BalancedGroupSoftmax(ClassificationLoss):
+class BalancedGroupSoftmax(SeededDraws, ClassificationLoss):
     use_sigmoid = False
     requires_counts = True
 
@@ -77,17 +77,12 @@ class BalancedGroupSoftmax(ClassificationLoss):
             position[labels] = torch.arange(1, len(labels) + 1)
         self.register_buffer("group_of", group_of, persistent=False)
         self.register_buffer("position", position, persistent=False)
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed_generator(seed)
 
     def extra_repr(self) -> str:
         sizes = [len(g) for g in self.groups]
         return f"num_classes={self.num_classes}, bins={self.bins}, group_sizes={sizes}, others_ratio={self.others_ratio}"
 
-    def get_extra_state(self) -> dict:
-        return {"generator_state": self.generator.get_state()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator_state"].cpu())
 
     @property
     def num_logits(self) -> int:

@@ -150,6 +150,21 @@ class ClassificationLoss(nn.Module):
             raise ValueError(f"{type(self).__name__}: labels must have shape [{logits.shape[0]}], got {tuple(labels.shape)}")
 
 
+class SeededDraws:
+    """For losses that draw at random (ACSL's background RoIs, the federated loss's classes, BAGS's
+    "others"): their own ``torch.Generator``, whose state travels with the module's state dict, so a
+    resumed run draws what an uninterrupted one would. Put it before ``ClassificationLoss`` in the bases."""
+
+    def seed_generator(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def get_extra_state(self) -> dict:
+        return {"generator_state": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator_state"].cpu())
+
+
 def _check_frequencies(class_frequencies: Sequence[str] | None, num_classes: int) -> tuple[str, ...] | None:
     if class_frequencies is None:
         return None

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import ClassificationLoss, one_hot_targets
+from .base import ClassificationLoss, SeededDraws, one_hot_targets
 
 
-class FederatedLoss(ClassificationLoss):
+class FederatedLoss(SeededDraws, ClassificationLoss):
     use_sigmoid = True
     requires_counts = True
 
@@ -36,16 +36,10 @@ class FederatedLoss(ClassificationLoss):
         self.num_sample_classes = int(num_sample_classes)
         self.power = float(power)
         self.register_buffer("sampling_weights", counts.clamp(min=1).pow(self.power).float(), persistent=False)
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed_generator(seed)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, num_sample_classes={self.num_sample_classes}, power={self.power}"
-
-    def get_extra_state(self) -> dict:
-        return {"generator_state": self.generator.get_state()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator_state"].cpu())
 
     def sampled_columns(self, labels: torch.Tensor) -> torch.Tensor:
         """Boolean mask over the C + 1 columns: the batch's ground-truth classes and classes drawn
