@@ -10,61 +10,11 @@ profiles map it to a narrow ResNet-FPN at small image sizes and say so in ``mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from .data.synthetic import SyntheticConfig
-from .engine.trainer import TrainConfig
-from .models.detector import DetectorConfig
+from .config import PAPER_LOSS_DEFAULTS, DetectorConfig, LVISData, Profile, SyntheticConfig, TrainConfig
 
 DEFAULT_PROFILE = "quick"
-
-
-@dataclass(frozen=True)
-class LVISData:
-    """Real LVIS annotations (``version`` "v0.5" or "v1") over COCO 2017 images, in the layout that
-    ``acsl data download lvis-<version>`` and ``acsl data download coco2017`` create under the data root."""
-
-    version: str
-
-    def __post_init__(self) -> None:
-        if self.version not in ("v0.5", "v1"):
-            raise ValueError(f"LVISData.version must be 'v0.5' or 'v1', got {self.version!r}")
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    data: SyntheticConfig | LVISData
-    detector: DetectorConfig
-    stage1: TrainConfig
-    stage2: TrainConfig
-    eval_batch_size: int = 8
-    model_note: str = ""
-    description: str = field(default="", compare=False)
-    # The paper's Table 3 backbones → this profile's detector overrides (ExperimentSpec.detector).
-    larger_backbones: dict[str, dict] = field(default_factory=dict, compare=False)
-    larger_backbones_note: str = field(default="", compare=False)
-    # Repeat-factor sampling's t (Gupta et al.: 1e-3 on LVIS, i.e. classes in fewer than 0.1 % of the
-    # images, 57 of v0.5's 56,740, are repeated). A synthetic profile uses the t that repeats the same
-    # share of its classes (67 %; ``acsl.data.stats.equivalent_threshold`` on image counts, measured on
-    # the profile's seed-0 benchmark; t = 1e-3 would repeat nothing in 1,000 images).
-    repeat_factor_threshold: float = field(default=1e-3, compare=False)
-    # EQL's λ (Tan et al.: 1.77e-3 on LVIS v0.5, so that f < λ holds exactly for the rare and common
-    # classes, ≤ 100 of 56,740 images). The synthetic profiles keep that meaning: the same 100.4 images
-    # over their own number of training images (their frequency field follows LVIS's absolute rule).
-    eql_lambda: float = field(default=1.77e-3, compare=False)
-    # BAGS's group boundaries on training-instance counts (Li et al.: 0, 10, 100, 1000 on LVIS). A synthetic
-    # profile uses the boundaries that cut its classes in the same shares as those cut LVIS v0.5's
-    # (equivalent_threshold on instance counts, measured on its seed-0 benchmark).
-    bags_bins: str = field(default="0,10,100,1000", compare=False)
-    # "lvis" (LVIS AP, single-label softmax baseline) or "openimages" (the paper's §5: multi-label sigmoid
-    # training with the class hierarchy, the challenge's AP@0.5; the baseline is sigmoid BCE).
-    track: str = field(default="lvis", compare=False)
-
-    @property
-    def baseline_loss(self) -> str:
-        """The loss of the stage-1 baseline that decoupled stage-2 runs start from."""
-        return "bce" if self.track == "openimages" else "softmax_ce"
 
 
 def _cpu_detector(image_size: int, rois_per_image: int) -> DetectorConfig:
@@ -104,9 +54,8 @@ PROFILES: dict[str, Profile] = {
         description="a few dozen synthetic images; seconds per notebook; used by the tests",
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
-        repeat_factor_threshold=12 / 24,
-        eql_lambda=100.4 / 24,
-        bags_bins="0,2,6,24",
+        loss_defaults={"eql": {"lambda_": 100.4 / 24}, "bags": {"bins": "0,2,6,24"}},
+        sampler_defaults={"repeat_factor": {"threshold": 12 / 24}},
     ),
     "quick": Profile(
         name="quick",
@@ -122,9 +71,8 @@ PROFILES: dict[str, Profile] = {
         description="the embedded synthetic long-tail benchmark on a CPU; minutes",
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
-        repeat_factor_threshold=57 / 1000,
-        eql_lambda=100.4 / 1000,
-        bags_bins="0,7,51,213",
+        loss_defaults={"eql": {"lambda_": 100.4 / 1000}, "bags": {"bins": "0,7,51,213"}},
+        sampler_defaults={"repeat_factor": {"threshold": 57 / 1000}},
     ),
 }
 
@@ -173,7 +121,9 @@ def _openimages_profile(name: str, base: Profile, description: str) -> Profile:
                               "in the stride-8 and stride-16 stages (R152 deepens R101's 4 → 8 and 23 → 36); the R50 stand-in "
                               "is the profile's narrow ResNet",
         track="openimages",
-        eql_lambda=base.eql_lambda,  # EQL's tail: classes in fewer images than LVIS's rare + common, at this scale
+        # EQL's tail: classes in fewer images than LVIS's rare + common, at this scale; BAGS and RFS keep the
+        # paper's values
+        loss_defaults={**PAPER_LOSS_DEFAULTS, "eql": base.loss_defaults["eql"]},
     )
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from acsl import cli
 from acsl.data import download
-from acsl.experiments import profile_benchmark
+from acsl.runs import profile_benchmark
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

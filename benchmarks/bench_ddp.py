@@ -28,7 +28,7 @@ def worker(data_root: str, iterations: int, out: str) -> None:
     from acsl.data import LVISDetection
     from acsl.data.subset import FirstImages
     from acsl.engine import distributed, train
-    from acsl.experiments import profile_benchmark
+    from acsl.runs import profile_benchmark
     from acsl.losses import build_loss
     from acsl.models import build_detector
     from acsl.profiles import get_profile

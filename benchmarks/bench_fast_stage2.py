@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from acsl.experiments import RunStore, baseline_spec, decoupled_spec
+from acsl.runs import RunStore, baseline_spec, decoupled_spec
 
 
 def main() -> None:

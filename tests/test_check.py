@@ -1,5 +1,5 @@
 """``acsl.data.check``: every problem of a deliberately broken LVIS file is named with its file and
-field, good v0.5- and v1-shaped files pass (issue 4, ``acsl data check``)."""
+field, good v0.5- and v1-shaped files pass (``acsl data check``)."""
 
 from __future__ import annotations
 

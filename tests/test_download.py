@@ -1,4 +1,5 @@
-"""``acsl.data.download`` against a local HTTP server on 127.0.0.1 (issue 4, DESIGN §8).
+"""``acsl.data.download`` against a local HTTP server on 127.0.0.1 (no internet here: docs/ARCHITECTURE.md,
+"Environment facts").
 
 The server serves small fake zip archives built here, honours ``Range`` requests, and can be told
 to drop the connection after K bytes, to ignore ``Range``, or to corrupt the bytes it sends. Only

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from acsl.experiments import ExperimentSpec, RunStore, baseline_spec, decoupled_spec
+from acsl.runs import ExperimentSpec, RunStore, baseline_spec, decoupled_spec
 
 
 def test_spec_hash_is_stable_and_option_order_does_not_matter():
@@ -54,12 +54,12 @@ def test_the_cached_stage2_is_refused_for_cascade_rcnn_at_once():
 
 
 def test_cli_arguments_name_the_same_spec():
-    from acsl.cli import _parser, _spec
-    from acsl.experiments import spec_arguments
+    from acsl.cli.arguments import spec_arguments, spec_from_arguments
+    from acsl.cli.main import build_parser
 
     spec = ExperimentSpec("smoke", "acsl", (("xi", 0.7), ("statistic_free", True)), stage=2, seed=3, batch_size=8,
                           cached=True)
-    assert _spec(_parser().parse_args(["train", *spec_arguments(spec)])) == spec
+    assert spec_from_arguments(build_parser().parse_args(["train", *spec_arguments(spec)])) == spec
 
 
 def test_schedule_multiplies_the_stage1_epochs_and_steps():
@@ -92,8 +92,8 @@ def test_finished_runs_are_served_from_the_store(tmp_path, smoke_bench, monkeypa
     spec = baseline_spec("smoke")
     first = store.metrics(spec)
     assert store.is_done(spec)
-    monkeypatch.setattr("acsl.experiments.train", lambda *a, **k: pytest.fail("retrained a finished run"))
-    monkeypatch.setattr("acsl.experiments.predict", lambda *a, **k: pytest.fail("re-evaluated a finished run"))
+    monkeypatch.setattr("acsl.runs.store.train", lambda *a, **k: pytest.fail("retrained a finished run"))
+    monkeypatch.setattr("acsl.runs.store.predict", lambda *a, **k: pytest.fail("re-evaluated a finished run"))
     again = RunStore(tmp_path / "runs", data_root=tmp_path / "data", progress=False).metrics(spec)
     assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)
     assert set(first["metrics"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"}

@@ -1,4 +1,4 @@
-"""Tests for acsl.evaluation.lvis_eval (DESIGN §6).
+"""Tests for acsl.evaluation.lvis_eval (docs/ARCHITECTURE.md, "Evaluation rules").
 
 The key test compares :func:`evaluate_lvis` (faster-coco-eval + the per-image cap)
 with the official ``lvis==0.5.3`` ``LVISEval`` on generated LVIS-format data.

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from acsl.data.download import DataMissingError
-from acsl.experiments import RunStore, baseline_spec, decoupled_spec
+from acsl.runs import RunStore, baseline_spec, decoupled_spec
 from acsl.losses import build_loss
 from acsl.models import DetectorConfig, build_detector
 from acsl.profiles import get_profile

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from acsl import paper
-from acsl.cli import _parser, _spec
+from acsl.cli.arguments import spec_arguments, spec_from_arguments
+from acsl.cli.main import build_parser
 from acsl.data.stats import equivalent_threshold, load_category_stats
-from acsl.experiments import ExperimentSpec, baseline_spec, spec_arguments
-from acsl.methods import METHODS, NOT_IMPLEMENTED, method_spec
+from acsl.runs import METHODS, NOT_IMPLEMENTED, ExperimentSpec, baseline_spec, method_spec
 from acsl.profiles import get_profile
 
 
@@ -29,8 +29,8 @@ def test_methods_train_as_their_papers_do_on_one_stage1_detector(profile):
         if spec.stage == 2:
             assert spec.parent == baseline  # every decoupled method starts from the same softmax detector
     assert method_spec(profile, "Softmax CE") == baseline
-    assert method_spec(profile, "RFS").sampler_options == (("threshold", get_profile(profile).repeat_factor_threshold),)
-    assert dict(method_spec(profile, "EQL").loss_options)["lambda_"] == get_profile(profile).eql_lambda
+    assert method_spec(profile, "RFS").sampler_options == (("threshold", get_profile(profile).sampler_defaults["repeat_factor"]["threshold"]),)
+    assert dict(method_spec(profile, "EQL").loss_options)["lambda_"] == get_profile(profile).loss_defaults["eql"]["lambda_"]
     assert (method_spec(profile, "LWS").sampler, method_spec(profile, "LWS").classifier) == ("class_balanced", "lws")
     assert (method_spec(profile, "cRT").sampler, method_spec(profile, "cRT").classifier) == ("class_balanced", "reinit")
     with pytest.raises(ValueError, match="unknown method 'SimCal'"):
@@ -51,7 +51,7 @@ def test_new_spec_fields_at_their_defaults_keep_the_hash_of_earlier_runs():
 @pytest.mark.parametrize("label", ["RFS", "LWS", "cRT", "BAGS", "EQL"])
 def test_cli_arguments_name_the_same_method_spec(label):
     spec = method_spec("smoke", label)
-    assert _spec(_parser().parse_args(["train", *spec_arguments(spec)])) == spec
+    assert spec_from_arguments(build_parser().parse_args(["train", *spec_arguments(spec)])) == spec
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -72,10 +72,10 @@ def test_smoke_profile_hyper_parameters_equal_the_lvis_mapping_on_its_benchmark(
     lvis = load_category_stats("lvis_v0.5")
     profile = get_profile("smoke")
     line = equivalent_threshold(1e-3 * 56_740, lvis["image_count"], smoke_train.image_counts)
-    assert profile.repeat_factor_threshold == pytest.approx(line / len(smoke_train))
+    assert profile.sampler_defaults["repeat_factor"]["threshold"] == pytest.approx(line / len(smoke_train))
     bins = [0] + [equivalent_threshold(b, lvis["instance_count"], smoke_train.instance_counts) for b in (10, 100, 1000)]
-    assert profile.bags_bins == ",".join(map(str, bins))
-    tail = np.asarray(smoke_train.image_counts) / len(smoke_train) < profile.eql_lambda
+    assert profile.loss_defaults["bags"]["bins"] == ",".join(map(str, bins))
+    tail = np.asarray(smoke_train.image_counts) / len(smoke_train) < profile.loss_defaults["eql"]["lambda_"]
     assert tail.tolist() == [f in ("r", "c") for f in smoke_train.frequencies]  # EQL's tail = rare + common, as on LVIS
 
 

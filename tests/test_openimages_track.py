@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from acsl.config import SyntheticConfig
 from acsl.data import generate_benchmark
 from acsl.data.openimages_synthetic import hierarchy_ancestors, openimages_files, write_openimages_style
-from acsl.data.synthetic import SyntheticConfig, _curve_quantiles, _train_targets
-from acsl.experiments import ExperimentSpec, baseline_spec, decoupled_spec
-from acsl.methods import method_spec
+from acsl.data.synthetic.curve import curve_quantiles as _curve_quantiles, train_targets as _train_targets
+from acsl.runs import ExperimentSpec, baseline_spec, decoupled_spec, method_spec
 from acsl.profiles import get_profile, openimages_counterpart
 from acsl.report import reproduce
 

@@ -12,7 +12,7 @@ import torch
 from acsl.data import collate_detection
 from acsl.engine import TrainConfig, load_checkpoint
 from acsl.engine.roi_cache import build_roi_cache, train_classifier_on_cache
-from acsl.experiments import ExperimentSpec
+from acsl.runs import ExperimentSpec
 from acsl.losses import build_loss
 from acsl.models import build_detector
 from acsl.models.sampling import mix_seed

@@ -13,10 +13,11 @@ import torch
 from acsl.data.samplers import (ClassBalancedSampler, RepeatFactorSampler, UniformSampler, build_sampler, occurrences,
                                 repeat_factors)
 from acsl.engine import TrainConfig, load_checkpoint, load_stage1_weights, train
-from acsl.engine.trainer import visit_flip, visit_key
+from acsl.engine.loader import visit_flip, visit_key
+from acsl.layers import ScaledClassifier
 from acsl.losses import build_loss
 from acsl.models import build_detector
-from acsl.models.classifiers import ScaledClassifier, apply_stage2_classifier
+from acsl.models.classifiers import apply_stage2_classifier
 from acsl.profiles import get_profile
 
 # Ten images; class 1 in one image (f = 0.1), class 2 in four (0.4), class 3 in all ten (1.0).

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from acsl.layers import CosineClassifier, build_classifier_layer
 from acsl.losses import BalancedGroupSoftmax, SeesawLoss, build_loss
 from acsl.losses.bags import group_classes, parse_bins
-from acsl.models.classifiers import CosineClassifier
 
 C = 6
 INSTANCES = [1, 4, 20, 60, 400, 2500]
@@ -27,7 +27,7 @@ def test_seesaw_with_p_q_zero_and_no_objectness_is_softmax_ce():
     loss = SeesawLoss(C, p=0.0, q=0.0, objectness=False, cosine=False)
     logits, labels = _inputs(C + 1)
     torch.testing.assert_close(loss(logits, labels), F.cross_entropy(logits, labels))
-    assert isinstance(loss.build_classifier(8), torch.nn.Linear)
+    assert isinstance(build_classifier_layer(loss.classifier_spec, 8), torch.nn.Linear)
 
 
 def test_seesaw_gradient_equals_the_reweighted_softmax():
@@ -60,7 +60,7 @@ def test_seesaw_gradient_equals_the_reweighted_softmax():
 
 def test_seesaw_counts_accumulate_online_and_objectness_layout():
     loss = SeesawLoss(C)  # objectness and the cosine classifier by default
-    assert loss.num_logits == C + 2 and isinstance(loss.build_classifier(8), CosineClassifier)
+    assert loss.num_logits == C + 2 and isinstance(build_classifier_layer(loss.classifier_spec, 8), CosineClassifier)
     logits, labels = _inputs(C + 2)
     loss(logits, labels)
     loss(logits, labels)

@@ -1,5 +1,5 @@
 """The shipped category statistics reproduce the published LVIS / Open Images facts, and the
-counting helpers equal hand counts (issue 4, DESIGN §7, data/stats/SOURCES.md)."""
+counting helpers equal hand counts (docs/ARCHITECTURE.md, "The synthetic benchmark"; data/stats/SOURCES.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests of the synthetic long-tail benchmark (DESIGN §7) and the category statistics helpers."""
+"""Tests of the synthetic long-tail benchmark (docs/ARCHITECTURE.md, "The synthetic benchmark") and the
+category statistics helpers."""
 
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def test_config_validation(field, value):
 
 
 def test_quick_generation_time(quick):
-    assert quick[3] < 30.0  # DESIGN §7: well under a minute (about 14 s on one core here)
+    # docs/ARCHITECTURE.md, "The synthetic benchmark": well under a minute (about 14 s on one core here)
+    assert quick[3] < 30.0
 
 
 def test_quick_loads_with_lvis_api(quick):

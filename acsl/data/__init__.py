@@ -1,4 +1,8 @@
-"""LVIS-format datasets, the synthetic long-tail benchmark and category statistics (DESIGN §2, §7)."""
+"""LVIS-format datasets, the synthetic long-tail benchmark and category statistics.
+
+The data layer (docs/ARCHITECTURE.md, "Layers and packages"): it may import ``acsl.config``,
+``acsl.io`` and its own modules, nothing from the engine, models or commands.
+"""
 
 from acsl.data.lvis_dataset import (
     AnnotationError,

@@ -1,12 +1,13 @@
-"""A torch ``Dataset`` over any LVIS-format annotation file (DESIGN §2 ``data/``, §6).
+"""A torch ``Dataset`` over any LVIS-format annotation file, and the validation of such a file.
 
-Works the same for real LVIS v0.5 / v1 files and for the synthetic benchmark
-(``acsl.data.synthetic``, DESIGN §7). The raw JSON is validated first for every field the loaders
-rely on, so a broken file fails with an :class:`AnnotationError` naming the file, the field and
-what was expected instead of a ``KeyError`` deep in a training loop; it is then indexed by image id
-(images and their annotations, in file order, as ``lvis.LVIS`` indexes them; the tests hold the two
-equal). The index is our own so that reading a dataset does not import the ``lvis`` package, whose
-visualisation module pulls in OpenCV and matplotlib: a GPU machine needs neither to train.
+Works the same for real LVIS v0.5 / v1 files and for the synthetic benchmark (``acsl.data.synthetic``;
+docs/ARCHITECTURE.md, "The synthetic benchmark"). The raw JSON is validated first for every field the
+loaders rely on, so a broken file fails with an :class:`AnnotationError` naming the file, the field
+and what was expected instead of a ``KeyError`` deep in a training loop; it is then indexed by image
+id (images and their annotations, in file order, as ``lvis.LVIS`` indexes them; the tests hold the
+two equal). The index is our own so that reading a dataset does not import the ``lvis`` package,
+whose visualisation module pulls in OpenCV and matplotlib: a GPU machine needs neither to train.
+Image paths are resolved by :mod:`acsl.data.paths`.
 
 Conventions (torchvision detection models): labels are contiguous ``1..C`` in increasing LVIS
 category id order, ``0`` is background; boxes are ``float32`` ``[x1, y1, x2, y2]`` in pixels,
@@ -18,11 +19,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .paths import image_path_candidates
 
 __all__ = ["AnnotationError", "ImageReadError", "LVISDetection", "collate_detection"]
 
@@ -46,6 +49,12 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _fail(path: str | Path, field: str, expected: str, got: Any = None) -> NoReturn:
+    """Raise the :class:`AnnotationError` that names ``path``, ``field`` and what was expected."""
+    got_s = "" if got is None else f", got {got!r}"[:200]
+    raise AnnotationError(f"{path}: field {field!r}: expected {expected}{got_s}")
+
+
 def validate_lvis_json(data: Any, path: str | Path) -> None:
     """Check the raw LVIS JSON ``data`` (loaded from ``path``) for the fields the loaders use.
 
@@ -55,82 +64,91 @@ def validate_lvis_json(data: Any, path: str | Path) -> None:
     images/categories, bbox of 4 finite numbers with w > 0 and h > 0.
     Raises :class:`AnnotationError` on the first violation.
     """
-
-    def fail(field: str, expected: str, got: Any = None) -> None:
-        got_s = "" if got is None else f", got {got!r}"[:200]
-        raise AnnotationError(f"{path}: field {field!r}: expected {expected}{got_s}")
-
     if not isinstance(data, dict):
-        fail("<top level>", "a JSON object", type(data).__name__)
+        _fail(path, "<top level>", "a JSON object", type(data).__name__)
     for key in ("images", "annotations", "categories"):
         if key not in data:
-            fail(key, "a list (missing)")
+            _fail(path, key, "a list (missing)")
         if not isinstance(data[key], list):
-            fail(key, "a list", type(data[key]).__name__)
+            _fail(path, key, "a list", type(data[key]).__name__)
+    cat_ids = _validate_categories(data["categories"], path)
+    img_ids = _validate_images(data["images"], path)
+    _validate_annotations(data["annotations"], img_ids, cat_ids, path)
 
-    cats = data["categories"]
+
+def _validate_categories(cats: list[Any], path: str | Path) -> set[int]:
+    """A non-empty list of categories with unique int ids, str names and r/c/f frequencies; their ids."""
     if not cats:
-        fail("categories", "a non-empty list of categories")
+        _fail(path, "categories", "a non-empty list of categories")
     cat_ids: set[int] = set()
     for k, c in enumerate(cats):
         f = f"categories[{k}]"
         if not isinstance(c, dict):
-            fail(f, "an object", c)
+            _fail(path, f, "an object", c)
         if not _is_int(c.get("id")):
-            fail(f"{f}.id", "an integer id", c.get("id"))
+            _fail(path, f"{f}.id", "an integer id", c.get("id"))
         if c["id"] in cat_ids:
-            fail(f"{f}.id", "a unique category id", c["id"])
+            _fail(path, f"{f}.id", "a unique category id", c["id"])
         cat_ids.add(c["id"])
         if not isinstance(c.get("name"), str):
-            fail(f"{f}.name", "a string", c.get("name"))
+            _fail(path, f"{f}.name", "a string", c.get("name"))
         if "frequency" not in c:
-            fail(f"{f}.frequency", "one of 'r', 'c', 'f' (missing)")
+            _fail(path, f"{f}.frequency", "one of 'r', 'c', 'f' (missing)")
         if c["frequency"] not in ("r", "c", "f"):
-            fail(f"{f}.frequency", "one of 'r', 'c', 'f'", c["frequency"])
+            _fail(path, f"{f}.frequency", "one of 'r', 'c', 'f'", c["frequency"])
+    return cat_ids
 
+
+def _validate_images(images: list[Any], path: str | Path) -> set[int]:
+    """Images with unique int ids, a path field, positive sizes and list-valued federated fields;
+    their ids."""
     img_ids: set[int] = set()
-    for k, im in enumerate(data["images"]):
+    for k, im in enumerate(images):
         f = f"images[{k}]"
         if not isinstance(im, dict):
-            fail(f, "an object", im)
+            _fail(path, f, "an object", im)
         if not _is_int(im.get("id")):
-            fail(f"{f}.id", "an integer id", im.get("id"))
+            _fail(path, f"{f}.id", "an integer id", im.get("id"))
         if im["id"] in img_ids:
-            fail(f"{f}.id", "a unique image id", im["id"])
+            _fail(path, f"{f}.id", "a unique image id", im["id"])
         img_ids.add(im["id"])
         if not isinstance(im.get("file_name"), str) and not isinstance(im.get("coco_url"), str):
-            fail(f"{f}.file_name", "a string file_name or coco_url (neither present)")
+            _fail(path, f"{f}.file_name", "a string file_name or coco_url (neither present)")
         for dim in ("width", "height"):
             if not _is_int(im.get(dim)) or im[dim] <= 0:
-                fail(f"{f}.{dim}", "a positive integer", im.get(dim))
+                _fail(path, f"{f}.{dim}", "a positive integer", im.get(dim))
         for lst in ("neg_category_ids", "not_exhaustive_category_ids"):
             if lst in im and not isinstance(im[lst], list):
-                fail(f"{f}.{lst}", "a list of category ids", im[lst])
+                _fail(path, f"{f}.{lst}", "a list of category ids", im[lst])
+    return img_ids
 
+
+def _validate_annotations(anns: list[Any], img_ids: set[int], cat_ids: set[int], path: str | Path) -> None:
+    """Annotations with unique int ids, known image and category ids and a valid ``[x, y, w, h]``."""
     ann_ids: set[int] = set()
-    for k, a in enumerate(data["annotations"]):
+    for k, a in enumerate(anns):
         f = f"annotations[{k}]"
         if not isinstance(a, dict):
-            fail(f, "an object", a)
+            _fail(path, f, "an object", a)
         if not _is_int(a.get("id")):
-            fail(f"{f}.id", "an integer id", a.get("id"))
+            _fail(path, f"{f}.id", "an integer id", a.get("id"))
         if a["id"] in ann_ids:
-            fail(f"{f}.id", "a unique annotation id", a["id"])
+            _fail(path, f"{f}.id", "a unique annotation id", a["id"])
         ann_ids.add(a["id"])
         if not _is_int(a.get("image_id")):
-            fail(f"{f}.image_id", "an integer image id", a.get("image_id"))
+            _fail(path, f"{f}.image_id", "an integer image id", a.get("image_id"))
         if a["image_id"] not in img_ids:
-            fail(f"{f}.image_id", "the id of an image in 'images' (unknown image id)", a["image_id"])
+            _fail(path, f"{f}.image_id", "the id of an image in 'images' (unknown image id)", a["image_id"])
         if not _is_int(a.get("category_id")):
-            fail(f"{f}.category_id", "an integer category id", a.get("category_id"))
+            _fail(path, f"{f}.category_id", "an integer category id", a.get("category_id"))
         if a["category_id"] not in cat_ids:
-            fail(f"{f}.category_id", "the id of a category in 'categories' (unknown category id)",
-                 a["category_id"])
+            _fail(path, f"{f}.category_id", "the id of a category in 'categories' (unknown category id)",
+                  a["category_id"])
         bbox = a.get("bbox")
         if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(map(_is_number, bbox)):
-            fail(f"{f}.bbox", "[x, y, w, h]: 4 finite numbers", bbox)
+            _fail(path, f"{f}.bbox", "[x, y, w, h]: 4 finite numbers", bbox)
         if bbox[2] <= 0 or bbox[3] <= 0:
-            fail(f"{f}.bbox", "w > 0 and h > 0", bbox)
+            _fail(path, f"{f}.bbox", "w > 0 and h > 0", bbox)
 
 
 class LVISIndex:
@@ -231,8 +249,6 @@ class LVISDetection(torch.utils.data.Dataset):
         """Path of item ``index``'s image: the first existing of ``image_path_candidates`` (v0.5
         ``file_name``, v1 ``coco_url`` as "train2017/x.jpg" or "x.jpg"), else the best candidate, which
         the reader then reports as missing."""
-        from .check import image_path_candidates
-
         candidates = image_path_candidates(self.image_info(index), self.image_root)
         return next((p for p in candidates if p.is_file()), candidates[0])
 

@@ -1,4 +1,4 @@
-"""Image samplers: which training images an epoch visits, in which order (DESIGN §4).
+"""Image samplers: which training images an epoch visits, in which order (docs/ARCHITECTURE.md, "Peer losses and samplers").
 
 Every sampler gives, for an epoch, the global order of dataset indices — the same on every process,
 computed from ``(seed, epoch)`` alone — and the trainer splits each global batch over the processes
@@ -25,6 +25,8 @@ import math
 from collections.abc import Sequence
 
 import torch
+
+from ..config import SAMPLERS
 
 #: Salt that separates each sampler's random stream from the flips' and the RoI samplers'.
 _SALT = {"uniform": 0, "repeat_factor": 7_919, "class_balanced": 104_729}
@@ -117,7 +119,6 @@ class ClassBalancedSampler(UniformSampler):
         return torch.stack([self.images_of_class[c][w] for c, w in zip(picked.tolist(), within.tolist())])
 
 
-SAMPLERS = ("uniform", "repeat_factor", "class_balanced")
 
 
 def build_sampler(name: str, image_labels: Sequence[Sequence[int]], seed: int = 0, **options: float) -> UniformSampler:

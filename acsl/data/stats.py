@@ -1,9 +1,9 @@
-"""Per-category statistics of long-tail detection datasets (DESIGN §7, LVIS rules).
+"""Per-category statistics of long-tail detection datasets, and LVIS's frequency rule.
 
 The shipped CSVs under ``data/stats`` hold the real per-category train statistics of LVIS v0.5
 and LVIS v1, and the per-class box counts of the Open Images Challenge 2019 train set (500 classes;
 no per-class image counts exist for it) — see ``data/stats/SOURCES.md``.  The synthetic benchmark (``acsl.data.synthetic``)
-samples its image-count curve from the LVIS v0.5 file.
+samples its image-count curve from the LVIS v0.5 file (docs/ARCHITECTURE.md, "The synthetic benchmark").
 
 LVIS frequency rule (Gupta et al., LVIS, CVPR 2019, §3): a category is *rare* if it appears in
 1–10 training images, *common* in 11–100, *frequent* in more than 100.

@@ -1,4 +1,4 @@
-"""Data parallel training on ``torch.distributed``, started by ``torchrun`` (DESIGN §2).
+"""Data parallel training on ``torch.distributed``, started by ``torchrun`` (docs/ARCHITECTURE.md, "Data parallel training").
 
 ``torchrun --nproc_per_node K -m acsl train ...`` starts K processes and sets ``RANK``, ``LOCAL_RANK``
 and ``WORLD_SIZE``; ``process_group`` joins them (NCCL on GPUs, gloo on the CPU) and leaves cleanly.

@@ -1,4 +1,4 @@
-"""Fast decoupled stage 2: train the classifier on cached box-head features (DESIGN §2).
+"""Fast decoupled stage 2: train the classifier on cached box-head features (docs/ARCHITECTURE.md, "How a run flows").
 
 The decoupled stage 2 (the official ACSL code's second stage) trains only the final classification
 layer; everything below it is frozen. So the features that layer sees can be computed once:
@@ -22,22 +22,24 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..config import TrainConfig
 from ..data import LVISDetection, collate_detection
+from ..data.samplers import UniformSampler, occurrences
 from ..io import atomic_write_json
 from ..models import LongTailFasterRCNN
 from ..models.cascade import CascadeRoIHeads
 from ..models.sampling import mix_seed
-from .checkpoint import atomic_torch_save
-from ..data.samplers import UniformSampler, occurrences
-from .trainer import (CHECKPOINT_NAME, LOG_NAME, TrainConfig, _set_train_mode, freeze_all_but_classifier,
-                      resolve_device, sgd_with_schedule, visit_flip)
+from .loader import visit_flip
+from .loop import StepOutput, TrainLoop
+from .steps import freeze_all_but_classifier, set_train_mode
+from .trainer import resolve_device
 
 CACHE_FORMAT = 1
 FEATURES_NAME = "features.f16"
@@ -96,7 +98,7 @@ def build_roi_cache(
         return RoIFeatureCache.open(cache_dir)
     device = resolve_device(device)
     model.to(device)
-    _set_train_mode(model, stage=2)  # training-time proposals and sampling; batch norms frozen
+    set_train_mode(model, stage=2)  # training-time proposals and sampling; batch norms frozen
     staging = cache_dir.with_name(cache_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -136,6 +138,47 @@ def build_roi_cache(
     return RoIFeatureCache.open(cache_dir)
 
 
+class CachedClassifierStep:
+    """``TrainLoop``'s step kind for the decoupled stage 2 on the cache: the classifier alone on the cached
+    features of a batch's images, with the same image order (the sampler's), per-epoch flips and visits as
+    the exact stage 2. It runs on one process, also inside a distributed run."""
+
+    collective = False
+    stage = 2
+    description = "stage 2 (cached)"
+    log_fields = {"cached": True}
+
+    def __init__(self, model: LongTailFasterRCNN, cache: RoIFeatureCache, dataset: LVISDetection,
+                 sampler: UniformSampler, batch_size: int, device: torch.device) -> None:
+        model.to(device)
+        (self.classifier,) = model.classifiers
+        self.model, self.cache, self.dataset, self.sampler = model, cache, dataset, sampler
+        self.batch_size, self.device = batch_size, device
+        self.loss_fn = model.classification_loss
+        self.loss_fn.sync_across_processes = False  # this runs on one process, also inside a distributed run
+        self.labels = torch.from_numpy(cache.labels)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return freeze_all_but_classifier(self.model)
+
+    def start(self) -> None:
+        pass
+
+    def batches(self, epoch: int) -> list[tuple[np.ndarray, int]]:
+        """Each batch's cache rows (every image's sampled RoIs, in the flip of its visit) and image count."""
+        order = self.sampler.epoch_indices(epoch)
+        visits = occurrences(order)
+        return [(np.concatenate([self.cache.rows(index, visit_flip(self.dataset, index, epoch, visit))
+                                 for index, visit in zip(batch.tolist(), batch_visits.tolist())]), len(batch))
+                for batch, batch_visits in zip(order.split(self.batch_size), visits.split(self.batch_size))]
+
+    def run(self, batch: tuple[np.ndarray, int]) -> StepOutput:
+        rows, images = batch
+        features = torch.from_numpy(np.asarray(self.cache.features[rows], dtype=np.float32)).to(self.device)
+        loss = self.loss_fn(self.classifier(features), self.labels[rows].to(self.device))
+        return StepOutput(loss, {"loss_classifier": loss}, images)
+
+
 def train_classifier_on_cache(
     model: LongTailFasterRCNN,
     cache: RoIFeatureCache,
@@ -146,57 +189,14 @@ def train_classifier_on_cache(
     device: str | torch.device = "auto",
     progress: bool = True,
     sampler: UniformSampler | None = None,
+    resume: bool = True,
 ) -> Path:
     """The decoupled stage 2 on the cache: the same epochs, image order (``sampler``'s, default uniform),
-    per-epoch flips, lr schedule and clipping as ``train(..., stage=2)``, with the loss on the cached
-    features of each batch's images. Writes the detector's checkpoint (the trained classifier in it)
-    and ``log.jsonl``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    per-epoch flips, lr schedule and clipping as ``train(..., stage=2)``, in the same loop. Writes the
+    detector's checkpoint (the trained classifier in it) and ``log.jsonl``."""
     device = resolve_device(device)
-    model.to(device)
-    (classifier,) = model.classifiers
-    parameters = freeze_all_but_classifier(model)
-    loss_fn = model.classification_loss
-    loss_fn.sync_across_processes = False  # this runs on one process, also inside a distributed run
     sampler = sampler or UniformSampler(len(dataset), seed)
+    step = CachedClassifierStep(model, cache, dataset, sampler, config.batch_size, device)
     iters_per_epoch = math.ceil(sampler.nominal_length / config.batch_size)
-    optimizer, scheduler = sgd_with_schedule(parameters, config, iters_per_epoch)
-    torch.manual_seed(seed)
-    log_path = out_dir / LOG_NAME
-    log_path.unlink(missing_ok=True)
-    labels_all = torch.from_numpy(cache.labels)
-    for epoch in range(config.epochs):
-        order = sampler.epoch_indices(epoch)
-        visits = occurrences(order)
-        batches = order.split(config.batch_size)
-        bar = tqdm(batches, desc=f"stage 2 (cached) epoch {epoch + 1}/{config.epochs}", disable=not progress,
-                   mininterval=2.0, leave=False)
-        for step, batch in enumerate(bar):
-            batch_visits = visits[step * config.batch_size: step * config.batch_size + len(batch)].tolist()
-            rows = np.concatenate([cache.rows(i, visit_flip(dataset, i, epoch, visit))
-                                   for i, visit in zip(batch.tolist(), batch_visits)])
-            features = torch.from_numpy(np.asarray(cache.features[rows], dtype=np.float32)).to(device)
-            labels = labels_all[rows].to(device)
-            loss = loss_fn(classifier(features), labels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}; lower the lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            iteration = scheduler.last_epoch
-            if step % config.log_every == 0 or step == len(batches) - 1:
-                with log_path.open("a") as handle:
-                    handle.write(json.dumps({"stage": 2, "cached": True, "epoch": epoch + 1, "iteration": iteration,
-                                             "lr": optimizer.param_groups[0]["lr"], "loss": loss.item(),
-                                             "loss_classifier": loss.item()}) + "\n")
-    checkpoint_path = out_dir / CHECKPOINT_NAME
-    atomic_torch_save(
-        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-         "epoch": config.epochs, "stage": 2, "config": asdict(config), "cached": True},
-        checkpoint_path,
-    )
-    return checkpoint_path
+    return TrainLoop(step, config, out_dir, iters_per_epoch, seed=seed, device=device, amp=False, resume=resume,
+                     progress=progress).run()

@@ -1,4 +1,4 @@
-"""Evaluation: LVIS AP with the federated rules (DESIGN §6)."""
+"""Evaluation: LVIS AP with the federated rules (docs/ARCHITECTURE.md, "Evaluation rules")."""
 
 from acsl.evaluation.lvis_eval import (
     LVIS_AREA_RANGES,

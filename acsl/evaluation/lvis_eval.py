@@ -1,4 +1,4 @@
-"""LVIS box AP with the federated evaluation rules (DESIGN §6).
+"""LVIS box AP with the federated evaluation rules (docs/ARCHITECTURE.md, "Evaluation rules").
 
 The LVIS protocol (Gupta, Dollár & Girshick, "LVIS: A Dataset for Large Vocabulary
 Instance Segmentation", CVPR 2019, §"Evaluation details" / federated design) differs
@@ -68,6 +68,12 @@ def _silent(*_args: Any, **_kwargs: Any) -> None:
     return None
 
 
+def _check_max_dets(max_dets: Any) -> None:
+    """Raise ``ValueError`` unless ``max_dets`` is a positive integer (not a bool)."""
+    if isinstance(max_dets, bool) or not isinstance(max_dets, numbers.Integral) or max_dets < 1:
+        raise ValueError(f"max_dets must be a positive integer, got {max_dets!r}")
+
+
 def _check_detections(detections: Any) -> None:
     """Raise ``ValueError`` unless ``detections`` is a list of LVIS result dicts."""
     if not isinstance(detections, Sequence) or isinstance(detections, (str, bytes)):
@@ -97,7 +103,7 @@ def cap_detections_per_image(detections: list[dict], max_dets: int = 300) -> lis
     """Keep the ``max_dets`` highest-scoring detections of every image, across all categories.
 
     This is the LVIS per-image budget (Gupta et al. 2019, evaluation details: "at most
-    300 detections per image"; DESIGN §6), applied exactly as the official
+    300 detections per image"; docs/ARCHITECTURE.md, "Evaluation rules"), applied exactly as the official
     ``LVISResults.limit_dets_per_image``: detections are grouped by image in order of
     first appearance; an image with at most ``max_dets`` detections keeps them in input
     order; otherwise they are stably sorted by decreasing score (ties keep input order,
@@ -113,8 +119,7 @@ def cap_detections_per_image(detections: list[dict], max_dets: int = 300) -> lis
     Raises:
         ValueError: malformed detections or a non-positive ``max_dets``.
     """
-    if isinstance(max_dets, bool) or not isinstance(max_dets, numbers.Integral) or max_dets < 1:
-        raise ValueError(f"max_dets must be a positive integer, got {max_dets!r}")
+    _check_max_dets(max_dets)
     _check_detections(detections)
     per_image: dict[Any, list[dict]] = {}
     for det in detections:
@@ -158,7 +163,7 @@ def evaluate_lvis(
     max_dets: int = 300,
     verbose: bool = False,
 ) -> dict:
-    """LVIS bbox AP with the federated rules (Gupta et al. 2019; DESIGN §6).
+    """LVIS bbox AP with the federated rules (Gupta et al. 2019; docs/ARCHITECTURE.md, "Evaluation rules").
 
     Args:
         gt: LVIS annotation JSON path, or the already-loaded dict (cheap to repeat; it
@@ -183,13 +188,19 @@ def evaluate_lvis(
             unknown ``image_id`` or ``category_id`` (naming it), a category without a
             valid ``frequency`` field, or a non-positive ``max_dets``.
     """
-    from faster_coco_eval import COCO, COCOeval_faster
-
     gt_data = load_lvis_gt(gt)
-    if isinstance(max_dets, bool) or not isinstance(max_dets, numbers.Integral) or max_dets < 1:
-        raise ValueError(f"max_dets must be a positive integer, got {max_dets!r}")
-    _check_detections(detections)
+    category_ids = _check_inputs(gt_data, detections, max_dets)
+    evaluator = _run_evaluator(_ground_truth_to_evaluate(gt_data), _detections_to_evaluate(detections, max_dets),
+                               category_ids, max_dets, verbose)
+    frequency = {cat["id"]: cat["frequency"] for cat in gt_data["categories"]}
+    return _summarise(evaluator, category_ids, frequency)
 
+
+def _check_inputs(gt_data: Mapping, detections: list[dict], max_dets: int) -> list[int]:
+    """Validate ``max_dets``, the detections and the categories' frequency groups (rule 4) against the
+    ground truth; return the sorted category ids."""
+    _check_max_dets(max_dets)
+    _check_detections(detections)
     image_ids = {img["id"] for img in gt_data["images"]}
     category_ids = sorted(cat["id"] for cat in gt_data["categories"])
     known_categories = set(category_ids)
@@ -201,12 +212,15 @@ def evaluate_lvis(
             raise ValueError(f"detections[{index}] has unknown image_id {det['image_id']!r}")
         if det["category_id"] not in known_categories:
             raise ValueError(f"detections[{index}] has unknown category_id {det['category_id']!r}")
+    return category_ids
 
-    # Rule 1: per-image top-k across categories, before the federated filter.
+
+def _detections_to_evaluate(detections: list[dict], max_dets: int) -> list[dict]:
+    """Rule 1, the per-image top-``max_dets`` across categories (before the federated filter), then the
+    official loader's ``0 < area < inf`` selection, as fresh dicts: faster-coco-eval writes
+    id/area/segmentation/lvis_mark into them."""
     capped = cap_detections_per_image(detections, max_dets)
-    # Fresh dicts: faster-coco-eval writes id/area/segmentation/lvis_mark into them.
-    # Zero-area boxes are dropped, as the official loader's 0 < area < inf selection does.
-    dt_list = [
+    return [
         {
             "image_id": det["image_id"],
             "category_id": det["category_id"],
@@ -216,13 +230,22 @@ def evaluate_lvis(
         for det in capped
         if float(det["bbox"][2]) * float(det["bbox"][3]) > 0
     ]
-    # Shallow copies of the GT annotations (the evaluator writes an "ignore" flag into
-    # them); same 0 < area < inf selection as the official loader.
-    gt_eval = {
+
+
+def _ground_truth_to_evaluate(gt_data: Mapping) -> dict:
+    """The ground truth with shallow copies of its annotations (the evaluator writes an "ignore" flag into
+    them), under the official loader's ``0 < area < inf`` selection."""
+    return {
         "images": gt_data["images"],
         "categories": gt_data["categories"],
         "annotations": [dict(ann) for ann in gt_data["annotations"] if 0 < ann["area"] < math.inf],
     }
+
+
+def _run_evaluator(gt_eval: dict, dt_list: list[dict], category_ids: list[int], max_dets: int, verbose: bool) -> Any:
+    """Rules 2-4: ``faster_coco_eval.COCOeval_faster(lvis_style=True)`` evaluated and accumulated over
+    the LVIS area ranges with one detection budget, ``max_dets``."""
+    from faster_coco_eval import COCO, COCOeval_faster
 
     printer = print if verbose else _silent
     coco_gt = COCO(gt_eval, print_function=printer)
@@ -240,15 +263,18 @@ def evaluate_lvis(
     evaluator.params.maxDets = [int(max_dets)]
     evaluator.evaluate()
     evaluator.accumulate()
+    return evaluator
 
-    # precision: [T iou thresholds, R recall points, K categories, A area ranges, M maxDets]
+
+def _summarise(evaluator: Any, category_ids: list[int], frequency: Mapping[int, str]) -> dict:
+    """``METRIC_NAMES`` and ``per_class_AP`` from the accumulated precision array
+    ``[T iou thresholds, R recall points, K categories, A area ranges, M maxDets]``."""
     precision = np.asarray(evaluator.eval["precision"], dtype=np.float64)
     area_labels = list(evaluator.params.areaRngLbl)
     a_all = area_labels.index("all")
     iou_thrs = np.asarray(evaluator.params.iouThrs)
     t50 = int(np.argmin(np.abs(iou_thrs - 0.50)))
     t75 = int(np.argmin(np.abs(iou_thrs - 0.75)))
-    frequency = {cat["id"]: cat["frequency"] for cat in gt_data["categories"]}
     group = {
         f: [k for k, cid in enumerate(category_ids) if frequency[cid] == f] for f in _FREQUENCIES
     }

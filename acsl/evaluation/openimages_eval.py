@@ -1,5 +1,6 @@
-"""The Open Images challenge detection metric (DESIGN §6; Kuznetsova et al., IJCV 2020, §5.2; the rules of
-the challenge's ``OpenImagesDetectionChallengeEvaluator``): AP at IoU 0.5 per class, mean over classes.
+"""The Open Images challenge detection metric (docs/ARCHITECTURE.md, "Evaluation rules"; Kuznetsova et al.,
+IJCV 2020, §5.2; the rules of the challenge's ``OpenImagesDetectionChallengeEvaluator``): AP at IoU 0.5
+per class, mean over classes.
 
 Rules, each applied here:
 1. **Hierarchy.** Ground-truth boxes and detections of a class also count for all its ancestors; positive

@@ -5,7 +5,7 @@ For a RoI of class k and sigmoid probabilities p = σ(z) over the C + 1 columns 
     L = −Σ_i w_i log(p̂_i),   w_k = 1,   w_i = 1[p_i ≥ ξ] for i ≠ k            (Eq. 5, 6)
     ∂L/∂z_i = p_i − 1 (i = k),   w_i · p_i (i ≠ k)                              (Eq. 7)
 
-Details that follow the official implementation (DESIGN §3):
+Details that follow the official implementation (docs/ARCHITECTURE.md, "The method, exactly"):
 - binary cross-entropy over all C + 1 columns, the background column included; a background RoI has
   target 1 in column 0, which is always weighted for it;
 - the ξ rule applies to foreground RoIs only (on every non-GT column, background column included);

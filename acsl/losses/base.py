@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..layers.classifiers import ClassifierSpec
+
 FREQUENCY_GROUPS = ("r", "c", "f")
 
 
@@ -53,7 +55,7 @@ class ClassificationLoss(nn.Module):
             self.label_targets = None
             return
         if not self.supports_multi_label:
-            supported = "bce, eql, acsl"
+            supported = ", ".join(multi_label_losses())
             raise ValueError(f"{type(self).__name__} trains one positive column per RoI; multi-label targets "
                              f"(a class and its ancestors) are supported by {supported}")
         if len(ancestors) != self.num_classes:
@@ -95,10 +97,18 @@ class ClassificationLoss(nn.Module):
         BAGS's "others") say more."""
         return self.num_classes + 1
 
-    def build_classifier(self, in_features: int) -> nn.Module:
-        """The box head's final classification layer this loss trains: ``nn.Linear`` to ``num_logits``
-        outputs unless the method prescribes another (Seesaw: a cosine classifier)."""
-        return nn.Linear(in_features, self.num_logits)
+    @property
+    def classifier_spec(self) -> ClassifierSpec:
+        """The box head's final classification layer this loss trains, declared, not built (the detector
+        builds it, ``acsl.models.classifiers.install_classifier``): ``nn.Linear`` to ``num_logits``
+        outputs unless the method prescribes another (Seesaw: a cosine classifier, its §3.3)."""
+        return ClassifierSpec("linear", self.num_logits)
+
+    @property
+    def uses_plain_linear_classifier(self) -> bool:
+        """Whether the declared classifier is torchvision's plain C + 1 ``nn.Linear`` (what cRT's and LWS's
+        stage-2 classifier modes need, Kang et al. §4.2)."""
+        return self.classifier_spec.is_plain(self.num_classes)
 
     def initial_bias(self) -> torch.Tensor | None:
         """Initial bias of the C + 1 classifier outputs, or None for the layer's default.
@@ -163,6 +173,15 @@ class SeededDraws:
 
     def set_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator_state"].cpu())
+
+
+def multi_label_losses() -> list[str]:
+    """Registered names (``acsl.losses.registry.LOSSES``, sorted) of the losses whose class supports
+    multi-label targets (``supports_multi_label``). The registry imports every loss module, this one
+    included, so it is imported here, when the list is needed, not at module load."""
+    from .registry import LOSSES
+
+    return sorted(name for name, cls in LOSSES.items() if cls.supports_multi_label)
 
 
 def _check_frequencies(class_frequencies: Sequence[str] | None, num_classes: int) -> tuple[str, ...] | None:

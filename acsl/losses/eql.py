@@ -1,5 +1,6 @@
 """Equalization Loss (Tan et al., "Equalization Loss for Long-Tailed Object Recognition", CVPR 2020,
-§3.2, Eq. 2–4): C sigmoid classifiers, no background logit (DESIGN §4).
+§3.2, Eq. 2–4): C sigmoid classifiers, no background logit
+(docs/ARCHITECTURE.md, "Peer losses and samplers").
 
     L = −Σ_{j=1..C} w_j [y_j log p_j + (1 − y_j) log(1 − p_j)] / N,    w_j = 1 − E(r) T_λ(f_j) (1 − y_j)
 

@@ -1,5 +1,6 @@
 """Federated loss (Zhou, Koltun and Krähenbühl, "Probabilistic two-stage detection", 2021, §5, as used for
-LVIS in their CenterNet2 / Detic code): C sigmoid classifiers, the background logit untrained (DESIGN §4).
+LVIS in their CenterNet2 / Detic code): C sigmoid classifiers, the background logit untrained
+(docs/ARCHITECTURE.md, "Peer losses and samplers").
 
 Each batch trains only a subset S of the classifiers: every class with a ground-truth RoI in the batch,
 filled up to ``num_sample_classes`` (50 on LVIS) by classes drawn without replacement with probability

@@ -19,7 +19,8 @@ holds P(background). Without objectness the seesaw softmax runs over the C + 1 c
 a class; it is left out of the mitigation, whose ratio N_j / N_bg would otherwise cancel every class's
 negative gradient on background RoIs), and p = q = 0 is exactly softmax cross entropy.
 
-The classifier is cosine (``CosineClassifier``, τ = 20) unless ``cosine=False``.
+The classifier is cosine (``acsl.layers.CosineClassifier``, τ = 20, §3.3) unless ``cosine=False``; the loss
+declares it (``classifier_spec``) and the detector builds it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
-from ..models.classifiers import CosineClassifier
+from ..layers.classifiers import ClassifierSpec
 from .base import ClassificationLoss
 
 
@@ -58,10 +58,12 @@ class SeesawLoss(ClassificationLoss):
     def num_logits(self) -> int:
         return self.num_classes + 2 if self.objectness else self.num_classes + 1
 
-    def build_classifier(self, in_features: int) -> nn.Module:
+    @property
+    def classifier_spec(self) -> ClassifierSpec:
+        """The cosine classifier of §3.3 (τ = ``temperature``), or the plain linear one with ``cosine=False``."""
         if self.cosine:
-            return CosineClassifier(in_features, self.num_logits, self.temperature)
-        return nn.Linear(in_features, self.num_logits)
+            return ClassifierSpec("cosine", self.num_logits, self.temperature)
+        return ClassifierSpec("linear", self.num_logits)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         if not self.objectness:

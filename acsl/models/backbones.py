@@ -73,7 +73,7 @@ def build_backbone(
 
     ``pretrained_backbone`` loads torchvision's ImageNet weights; ``frozen_norm`` (implied by it) builds
     the ResNet with frozen batch norms and its stem and first stage frozen, as torchvision does for
-    detectors that start from trained weights (e.g. a COCO-trained detector, DESIGN §5).
+    detectors that start from trained weights (e.g. a COCO-trained detector, docs/ARCHITECTURE.md, "Training recipe").
     """
     if name in TORCHVISION_RESNETS:
         weights = None

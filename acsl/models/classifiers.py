@@ -1,74 +1,30 @@
-"""Final classification layers of the box head besides torchvision's plain ``nn.Linear``.
+"""How the detector installs and transforms its box classifiers; the layers themselves live in
+``acsl.layers.classifiers`` (docs/ARCHITECTURE.md, "Layers and packages").
 
-- ``CosineClassifier``: logits τ · cos(x, w_j) + b_j, the normalised linear layer Seesaw Loss trains
-  with (Wang et al., "Seesaw Loss for Long-Tailed Instance Segmentation", CVPR 2021, §3.3, τ = 20).
-- ``ScaledClassifier``: learnable weight scaling, LWS (Kang et al., "Decoupling Representation and
-  Classifier for Long-Tailed Recognition", ICLR 2020, §4.2): the stage-1 weights and biases stay
-  fixed (buffers, so they load from a stage-1 checkpoint under the same names), and only a scale per
-  output, s_j, is learnt: z_j = s_j (w_j · x + b_j).
-
-All keep the state-dict names ``weight`` and ``bias`` of ``nn.Linear``, so a decoupled stage 2 loads the
-stage-1 classifier into them (``load_stage1_weights``).
+- ``install_classifier``: build the layer a loss declares (``ClassificationLoss.classifier_spec``) in
+  place of torchvision's plain C + 1 ``nn.Linear``, only when it differs from it.
+- ``apply_stage2_classifier``: the decoupled stage 2's classifier modes, ``CLASSIFIER_MODES`` (Kang et
+  al., "Decoupling Representation and Classifier for Long-Tailed Recognition", ICLR 2020, §4.2).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-class CosineClassifier(nn.Module):
-    """z = τ · (x / ‖x‖) · (w_j / ‖w_j‖) + b_j."""
-
-    def __init__(self, in_features: int, out_features: int, temperature: float = 20.0, eps: float = 1e-6) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"cosine classifier: temperature must be > 0, got {temperature!r}")
-        self.in_features, self.out_features = in_features, out_features
-        self.temperature, self.eps = float(temperature), float(eps)
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.bias = nn.Parameter(torch.zeros(out_features))
-        nn.init.normal_(self.weight, std=0.01)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x / (x.norm(dim=1, keepdim=True) + self.eps)
-        weight = self.weight / (self.weight.norm(dim=1, keepdim=True) + self.eps)
-        return self.temperature * F.linear(x, weight) + self.bias
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, temperature={self.temperature}"
+from ..config import CLASSIFIER_MODES
+from ..layers.classifiers import ScaledClassifier, build_classifier_layer
+from ..losses.base import ClassificationLoss
 
 
-class ScaledClassifier(nn.Module):
-    """LWS: z_j = s_j (w_j · x + b_j) with ``weight`` and ``bias`` fixed and ``scale`` (init 1) learnt."""
 
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.register_buffer("weight", torch.zeros(out_features, in_features))
-        self.register_buffer("bias", torch.zeros(out_features))
-        self.scale = nn.Parameter(torch.ones(out_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.linear(x, self.weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}"
-
-
-def install_classifier(predictor: nn.Module, loss, in_features: int) -> None:
+def install_classifier(predictor: nn.Module, loss: ClassificationLoss, in_features: int) -> None:
     """Give ``predictor`` (whose ``cls_score`` is torchvision's C + 1 linear layer) the classifier that
-    ``loss`` trains, when it is another (``loss.build_classifier`` overridden, or more columns). The plain
-    layer is left as built, so detectors with a plain classifier draw the same initial weights as before."""
-    from ..losses.base import ClassificationLoss
-
-    custom = type(loss).build_classifier is not ClassificationLoss.build_classifier
-    if custom or loss.num_logits != predictor.cls_score.out_features:
-        predictor.cls_score = loss.build_classifier(in_features)
-
-
-CLASSIFIER_MODES = ("stage1", "reinit", "lws")
+    ``loss`` declares, when it is another (another kind, or more columns). The plain layer is left as
+    built, so detectors with a plain classifier draw the same initial weights as before."""
+    spec = loss.classifier_spec
+    if spec.kind != "linear" or spec.num_logits != predictor.cls_score.out_features:
+        predictor.cls_score = build_classifier_layer(spec, in_features)
 
 
 def stage2_classifier(classifier: nn.Module, mode: str) -> nn.Module:

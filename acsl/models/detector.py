@@ -1,5 +1,6 @@
 """Faster R-CNN with FPN (Ren et al.; Lin et al.) assembled from torchvision's components, with C + 1
-box-classifier outputs whose loss and test scoring follow the chosen long-tail loss (DESIGN §2–§3).
+box-classifier outputs whose loss and test scoring follow the chosen long-tail loss
+(docs/ARCHITECTURE.md, "How a run flows" and "The method, exactly").
 
 The assembly mirrors torchvision's ``FasterRCNN`` constructor: anchor generator → RPN → multi-scale
 RoIAlign → two-FC box head → ``FastRCNNPredictor``; only the RoI heads are ``LongTailRoIHeads``.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,41 +21,13 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
+from ..config import DetectorConfig
 from ..losses.base import ClassificationLoss
 from .backbones import build_backbone
 from .cascade import CascadeRoIHeads
 from .roi_heads import LongTailRoIHeads
 from .classifiers import install_classifier
 from .sampling import SAMPLING_KEY, KeyedBalancedSampler
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Scale knobs of the detector; profiles set them (the paper's values are the defaults, DESIGN §5)."""
-
-    architecture: str = "faster_rcnn"  # or "cascade_rcnn" (three heads, Cai & Vasconcelos)
-    backbone: str = "resnet50"
-    pretrained_backbone: bool = False
-    # Start from a trained detector: "torchvision-coco" (torchvision's COCO-trained Faster R-CNN R50-FPN,
-    # fetched once into the torch hub cache) or the path of a local state dict; None: random init.
-    init: str | None = None
-    # Frozen batch norms (torchvision's FrozenBatchNorm2d); implied by ``init`` and ``pretrained_backbone``.
-    frozen_norm: bool = False
-    fpn_channels: int = 256
-    min_size: int = 800
-    max_size: int = 1333
-    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
-    rpn_pre_nms_top_n_train: int = 2000
-    rpn_post_nms_top_n_train: int = 2000
-    rpn_pre_nms_top_n_test: int = 1000
-    rpn_post_nms_top_n_test: int = 1000
-    rpn_batch_size_per_image: int = 256
-    rois_per_image: int = 512
-    positive_fraction: float = 0.25
-    representation_size: int = 1024
-    score_thresh: float = 0.0
-    nms_thresh: float = 0.5
-    detections_per_img: int = 300
 
 
 class LongTailFasterRCNN(GeneralizedRCNN):
@@ -167,8 +139,9 @@ ARCHITECTURES = ("faster_rcnn", "cascade_rcnn")
 
 
 def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
-    """Initialise every layer but the box predictor (Cascade R-CNN: but the box heads) from a trained Faster R-CNN FPN (the official ACSL
-    code starts from a COCO-trained detector, DESIGN §5). The predictor keeps its fresh C + 1 outputs.
+    """Initialise every layer but the box predictor (Cascade R-CNN: but the box heads) from a trained Faster
+    R-CNN FPN (the official ACSL code starts from a COCO-trained detector,
+    docs/ARCHITECTURE.md, "Training recipe"). The predictor keeps its fresh C + 1 outputs.
 
     ``init`` is ``"torchvision-coco"`` — torchvision's ``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``,
     downloaded once into ``$TORCH_HOME/hub/checkpoints`` (on a machine without internet, copy

@@ -2,7 +2,7 @@
 
 Everything else is torchvision's: proposal sampling (``select_training_samples``), RoIAlign pooling, the
 2-FC box head, the box-regression loss (smooth L1 from ``fastrcnn_loss``) and the box decoding. Only two
-things change (DESIGN §3):
+things change (docs/ARCHITECTURE.md, "The method, exactly"):
 - training: ``loss_classifier`` comes from the chosen ``ClassificationLoss`` (ACSL, softmax CE, BCE, ...);
 - test: class scores are ``loss.scores(logits)`` — softmax for softmax-trained heads, σ(z) for sigmoid
   ones — and the background column is dropped, not multiplied in.

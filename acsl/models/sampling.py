@@ -1,9 +1,10 @@
 """Anchor and RoI sampling keyed by image, so that training does not depend on how a batch is split.
 
 torchvision's ``BalancedPositiveNegativeSampler`` draws each image's positives and negatives (RPN: 256
-anchors at 50 % positives; RoI head: 512 RoIs at 25 %, Ren et al. §3.1.3 / DESIGN §5) from the global
-random stream, so the draw for an image depends on which images came before it in the batch and on the
-process. Under data parallel training (DESIGN §2) that makes a K-process run differ from a one-process
+anchors at 50 % positives; RoI head: 512 RoIs at 25 %, Ren et al. §3.1.3;
+docs/ARCHITECTURE.md, "Training recipe") from the global random stream, so the draw for an image
+depends on which images came before it in the batch and on the process. Under data parallel training
+(docs/ARCHITECTURE.md, "Data parallel training") that makes a K-process run differ from a one-process
 run with the same total batch. ``KeyedBalancedSampler`` makes the same draw — same counts, uniformly
 without replacement — from a generator seeded by a per-image key that the trainer puts into each
 target (``"sampling_key"``: seed, epoch and dataset index), so an image's samples are the same whatever

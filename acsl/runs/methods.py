@@ -5,16 +5,16 @@ detector, the 1x schedule) or decoupled (stage 2: only the classifier, on the 1x
 the same stage-1 detector for every decoupled method), with which loss, image sampler and stage-2
 classifier. ``method_spec`` turns one into an ``ExperimentSpec`` for a profile, so every method of a
 comparison runs on the same data, detector and schedule. Hyper-parameters tied to the dataset's size
-(RFS's t, EQL's λ, BAGS's group boundaries) come from the profile (``Profile.repeat_factor_threshold``,
-``Profile.eql_lambda``, ``Profile.bags_bins``).
+(RFS's t, EQL's λ, BAGS's group boundaries) come from the profile, by loss and sampler name
+(``Profile.loss_defaults``, ``Profile.sampler_defaults``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .experiments import ExperimentSpec, OptionValue
-from .profiles import get_profile
+from ..profiles import get_profile
+from .spec import ExperimentSpec, OptionValue
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,9 @@ def method_spec(profile: str, label: str, seed: int = 0, cached: bool = False,
     except KeyError:
         raise ValueError(f"unknown method {label!r} for profile {profile!r}; known methods: {', '.join(table)}") from None
     settings = get_profile(profile)
-    sampler_options: tuple[tuple[str, OptionValue], ...] = ()
-    if method.sampler == "repeat_factor":
-        sampler_options = (("threshold", settings.repeat_factor_threshold),)
-    loss_options = method.loss_options
-    if method.loss == "eql":
-        loss_options = (*loss_options, ("lambda_", settings.eql_lambda))
-    if method.loss == "bags":
-        loss_options = (*loss_options, ("bins", settings.bags_bins))
-    return ExperimentSpec(profile=profile, loss=method.loss, loss_options=loss_options, stage=method.stage,
+    loss_options = {**dict(method.loss_options), **settings.loss_defaults.get(method.loss, {})}
+    sampler_options = settings.sampler_defaults.get(method.sampler, {})
+    return ExperimentSpec(profile=profile, loss=method.loss, loss_options=tuple(loss_options.items()), stage=method.stage,
                           seed=seed, cached=cached and method.stage == 2, detector=tuple((detector or {}).items()),
-                          sampler=method.sampler, sampler_options=sampler_options, classifier=method.classifier)
+                          sampler=method.sampler, sampler_options=tuple(sampler_options.items()),
+                          classifier=method.classifier)

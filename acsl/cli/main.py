@@ -1,4 +1,4 @@
-"""Command line: ``acsl data | train | eval | reproduce`` (also ``python -m acsl``)."""
+"""The argument parser and the dispatch of ``acsl data | train | eval | reproduce``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .profiles import DEFAULT_PROFILE, PROFILES
+from ..config import CLASSIFIER_MODES, SAMPLERS
+from ..profiles import DEFAULT_PROFILE, PROFILES
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acsl", description="Adaptive Class Suppression Loss: reproduce the paper.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -48,11 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--detector", action="append", default=[], metavar="FIELD=VALUE",
                          help="override the profile's detector, e.g. --detector architecture=cascade_rcnn "
                               "--detector backbone=resnet101 (repeatable)")
-        cmd.add_argument("--sampler", default="uniform", choices=("uniform", "repeat_factor", "class_balanced"),
+        cmd.add_argument("--sampler", default="uniform", choices=SAMPLERS,
                          help="training image sampler: repeat_factor (RFS), class_balanced (cRT/LWS, class-aware)")
         cmd.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
                          help="a sampler option, e.g. --sampler-option threshold=0.001 (repeatable)")
-        cmd.add_argument("--classifier", default="stage1", choices=("stage1", "reinit", "lws"),
+        cmd.add_argument("--classifier", default="stage1", choices=CLASSIFIER_MODES,
                          help="stage 2: train the stage-1 classifier (default), re-initialise it (cRT) or learn "
                               "a scale per class (LWS)")
         cmd.add_argument("--cached-stage2", action="store_true",
@@ -77,31 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _spec(args: argparse.Namespace):
-    from .experiments import ExperimentSpec, parse_option
-
-    options: dict = dict(parse_option(text) for text in args.option)
-    if args.xi is not None:
-        options["xi"] = args.xi
-    if args.statistic_free:
-        options["statistic_free"] = True
-    return ExperimentSpec(profile=args.profile, loss=args.loss, loss_options=tuple(options.items()),
-                          stage=args.stage, schedule=args.schedule, seed=args.seed, batch_size=args.batch_size,
-                          cached=args.cached_stage2, sampler=args.sampler, classifier=args.classifier,
-                          sampler_options=tuple(parse_option(text, "sampler option") for text in args.sampler_option),
-                          detector=tuple(parse_option(text, "detector field") for text in args.detector))
-
-
 def _data(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.data_command == "generate":
-        from .experiments import profile_benchmark
+        from ..runs import profile_benchmark
 
         print(profile_benchmark(args.profile, args.root, args.seed).root)
         return 0
     if args.data_command == "download":
-        from .data.download import download_dataset
+        from ..data.download import download_dataset
 
         started = time.perf_counter()
         paths = download_dataset(args.name, args.root, base_url=args.base_url)
@@ -109,7 +95,7 @@ def _data(args: argparse.Namespace) -> int:
         return 0
     if args.name == "openimages":
         return _check_openimages(args)
-    from .data.check import check_lvis, format_report
+    from ..data.check import check_lvis, format_report
 
     versions = {"lvis-v0.5": "v0.5", "lvis-v1": "v1"}
     if args.name not in versions:
@@ -131,8 +117,8 @@ def _check_openimages(args: argparse.Namespace) -> int:
     from the image folder; exit 1 when any is missing."""
     from pathlib import Path
 
-    from .data.download import require_data
-    from .data.openimages import read_openimages
+    from ..data.download import require_data
+    from ..data.openimages import read_openimages
 
     require_data("openimages", args.root)
     folder = Path(args.root) / "openimages" / "annotations"
@@ -150,15 +136,16 @@ def _check_openimages(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "data":
             return _data(args)
         elif args.command in ("train", "eval"):
-            from .engine import distributed
-            from .experiments import RunStore
+            from ..engine import distributed
+            from ..runs import RunStore
+            from .arguments import spec_from_arguments
 
-            spec = _spec(args)
+            spec = spec_from_arguments(args)
             # Under `torchrun --nproc_per_node K -m acsl train ...` every process joins the group here.
             with distributed.process_group(args.device) as device:
                 store = RunStore(args.run_store, data_root=args.data_root, device=str(device),
@@ -170,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if distributed.is_main_process():
                     print(result)
         elif args.command == "reproduce":
-            from .report import reproduce
+            from ..report import reproduce
 
             started = time.perf_counter()
             results = reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root, args.device,

@@ -1,0 +1,194 @@
+"""Experiments as frozen, hashable specs (docs/ARCHITECTURE.md, "How a run flows").
+
+An ``ExperimentSpec`` names a profile, a loss (with options), a training stage, a schedule length, an
+image sampler and a stage-2 classifier mode. Its hash covers everything that decides the result — the
+resolved profile (data, detector, schedules), the loss and its options, the stage-1 parent of a stage-2
+run, and the seed — so asking the run store for a finished spec returns the stored metrics at once, and
+every stage-2 spec (each ξ of Table 2) reuses the one stage-1 detector of its parent spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from functools import cached_property
+from typing import Any
+
+from ..config import DetectorConfig, Profile, SyntheticConfig, TrainConfig, scale_lr_to_batch
+from ..data.samplers import build_sampler
+from ..losses import LOSSES, build_loss
+from ..models.backbones import BACKBONES
+from ..models.classifiers import CLASSIFIER_MODES
+from ..models.detector import ARCHITECTURES
+from ..profiles import get_profile
+
+# 2: anchors and RoIs sampled per image from (seed, epoch, index); total batch size in the spec.
+SPEC_FORMAT_VERSION = 2
+
+OptionValue = float | int | bool | str
+
+# Fields added after SPEC_FORMAT_VERSION 2 with their defaults: a spec that leaves them at the default
+# hashes as before they existed, so stored runs stay valid.
+_LATER_FIELDS = {"sampler": "uniform", "sampler_options": (), "classifier": "stage1"}
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One trained-and-evaluated detector.
+
+    stage 1 trains the whole detector with ``loss`` for ``schedule`` × the profile's stage-1 epochs;
+    stage 2 starts from the stage-1 baseline (1x, same profile, seed, batch size and detector) and trains
+    only the classifier with ``loss`` for the profile's stage-2 epochs. ``batch_size`` (the total over all
+    processes; None: the profile's) scales the lr linearly (``scale_lr_to_batch``). ``cached`` (stage 2
+    only) trains the classifier on box-head features cached once from the frozen stage-1 detector
+    (``acsl.engine.roi_cache``) instead of running the detector every step. ``detector`` overrides
+    fields of the profile's ``DetectorConfig`` (e.g. ``(("architecture", "cascade_rcnn"),
+    ("backbone", "resnet101"))`` for Table 3).
+    """
+
+    profile: str
+    loss: str = "softmax_ce"
+    loss_options: tuple[tuple[str, OptionValue], ...] = ()
+    stage: int = 1
+    schedule: int = 1
+    seed: int = 0
+    batch_size: int | None = None
+    cached: bool = False
+    detector: tuple[tuple[str, OptionValue | None], ...] = ()
+    sampler: str = "uniform"
+    sampler_options: tuple[tuple[str, OptionValue], ...] = ()
+    classifier: str = "stage1"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detector", tuple(sorted(dict(self.detector).items())))
+        object.__setattr__(self, "loss_options", tuple(sorted(dict(self.loss_options).items())))
+        object.__setattr__(self, "sampler_options", tuple(sorted(dict(self.sampler_options).items())))
+        settings = self.settings  # an unknown profile fails here
+        # A total batch equal to the profile's names the same training: drop it, so the hash is the same.
+        if self.batch_size is not None and self.batch_size == settings.stage1.batch_size == settings.stage2.batch_size:
+            object.__setattr__(self, "batch_size", None)
+        self._check_schedule()
+        self._check_detector()
+        self._check_loss_and_classifier()
+
+    @cached_property
+    def settings(self) -> Profile:
+        """The profile this spec runs at, resolved once."""
+        return get_profile(self.profile)
+
+    def _check_schedule(self) -> None:
+        if self.stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {self.stage}")
+        if self.schedule < 1:
+            raise ValueError(f"schedule must be a positive multiple of the 1x schedule, got {self.schedule}")
+        if self.cached and self.stage != 2:
+            raise ValueError("cached=True is the fast decoupled stage 2; it needs stage=2")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 (or None for the profile's), got {self.batch_size}")
+
+    def _check_detector(self) -> None:
+        config = self.detector_config()  # unknown fields, architectures or backbones fail here
+        if self.cached and config.architecture != "faster_rcnn":
+            raise ValueError("cached=True (the fast stage 2) supports Faster R-CNN only; Cascade R-CNN's heads see "
+                             "boxes refined by the heads before them, so its stage 2 must run exactly")
+
+    def _check_loss_and_classifier(self) -> None:
+        """Fail now, not after an hour of stage-1 training, on a bad option such as ξ outside (0, 1]."""
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; registered losses: {', '.join(sorted(LOSSES))}")
+        loss = build_loss(self.loss, 3, ("r", "c", "f"), class_image_counts=(1, 1, 1),
+                          class_instance_counts=(1, 1, 1), num_images=3, **dict(self.loss_options))
+        build_sampler(self.sampler, [(1,), (2,), (1, 3)], **dict(self.sampler_options))
+        if self.classifier not in CLASSIFIER_MODES:
+            raise ValueError(f"unknown classifier mode {self.classifier!r}; choose one of {', '.join(CLASSIFIER_MODES)}")
+        if self.classifier != "stage1":
+            if self.stage != 2:
+                raise ValueError(f"classifier={self.classifier!r} (cRT's re-initialised or LWS's scaled classifier) "
+                                 "is a decoupled stage-2 recipe; it needs stage=2")
+            if not loss.uses_plain_linear_classifier:
+                raise ValueError(f"classifier={self.classifier!r} needs a loss that trains the plain C + 1 linear "
+                                 f"classifier; {self.loss!r} trains another")
+
+    @property
+    def parent(self) -> ExperimentSpec | None:
+        """The stage-1 detector a stage-2 spec starts from."""
+        if self.stage == 1:
+            return None
+        return ExperimentSpec(profile=self.profile, loss=self.settings.baseline_loss, seed=self.seed,
+                              batch_size=self.batch_size, detector=self.detector)
+
+    @property
+    def name(self) -> str:
+        options = "-".join(f"{k}{v}" for k, v in self.loss_options)
+        batch = f"batch{self.batch_size}" if self.batch_size is not None else ""
+        cached = "cached" if self.cached else ""
+        sampler = "" if self.sampler == "uniform" else self.sampler + "".join(f"-{k}{v}" for k, v in self.sampler_options)
+        classifier = "" if self.classifier == "stage1" else self.classifier
+        detector = "-".join(str(v) for k, v in self.detector if k in ("architecture", "backbone"))
+        return "_".join(p for p in (self.profile, detector, f"stage{self.stage}", self.loss, options, sampler, classifier,
+                                    f"{self.schedule}x", batch, cached, f"seed{self.seed}") if p)
+
+    def detector_config(self) -> DetectorConfig:
+        """The profile's detector with this spec's overrides."""
+        known = {f.name for f in fields(DetectorConfig)}
+        unknown = sorted(set(dict(self.detector)) - known)
+        if unknown:
+            raise ValueError(f"unknown detector field(s) {', '.join(unknown)}; DetectorConfig has {', '.join(sorted(known))}")
+        config = replace(self.settings.detector, **dict(self.detector))
+        if config.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown detector architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if config.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        return config
+
+    def data_config(self):
+        """The profile's data; a synthetic benchmark is generated from the spec's seed, real data is what it is."""
+        data = self.settings.data
+        return replace(data, seed=self.seed) if isinstance(data, SyntheticConfig) else data
+
+    def train_config(self) -> TrainConfig:
+        """The training schedule of this spec: the profile's stage-1 schedule stretched by ``schedule``,
+        or its stage-2 schedule, at the spec's total batch size."""
+        if self.stage == 2:
+            config = self.settings.stage2
+        else:
+            base = self.settings.stage1
+            config = replace(base, epochs=base.epochs * self.schedule, lr_steps=tuple(s * self.schedule for s in base.lr_steps))
+        return config if self.batch_size is None else scale_lr_to_batch(config, self.batch_size)
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything that decides the result, as plain JSON data."""
+        spec = asdict(self)
+        for field, default in _LATER_FIELDS.items():  # at their defaults they leave the hash as it was
+            if spec[field] == default:
+                del spec[field]
+        data = self.data_config()
+        return {
+            "format": SPEC_FORMAT_VERSION,
+            "spec": spec,
+            "data": data.record() if isinstance(data, SyntheticConfig) else asdict(data),
+            "detector": asdict(self.detector_config()),
+            "train": asdict(self.train_config()),
+            "parent": self.parent.hash if self.parent else None,
+        }
+
+    @cached_property
+    def hash(self) -> str:
+        canonical = json.dumps(self.resolved(), sort_keys=True, default=list)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def baseline_spec(profile: str, schedule: int = 1, seed: int = 0, detector: dict | None = None) -> ExperimentSpec:
+    """The baseline trained end to end: softmax cross entropy (Table 2's "baseline (1x)/(2x)"), or on the
+    Open Images track multi-label sigmoid BCE (Table 5's "baseline")."""
+    return ExperimentSpec(profile=profile, loss=get_profile(profile).baseline_loss, stage=1, schedule=schedule, seed=seed,
+                          detector=tuple((detector or {}).items()))
+
+
+def decoupled_spec(profile: str, loss: str, seed: int = 0, cached: bool = False, detector: dict | None = None,
+                   **loss_options: OptionValue) -> ExperimentSpec:
+    """Stage 2 with ``loss`` on top of the 1x baseline (how the paper trains ACSL); ``cached``: on cached
+    box-head features (the fast stage 2)."""
+    return ExperimentSpec(profile=profile, loss=loss, loss_options=tuple(loss_options.items()), stage=2, seed=seed,
+                          cached=cached, detector=tuple((detector or {}).items()))

@@ -1,0 +1,212 @@
+"""The run store: a directory of runs keyed by spec hash (docs/ARCHITECTURE.md, "How a run flows").
+
+``<root>/<spec name>-<hash>/`` holds ``checkpoint.pt``, ``log.jsonl``, ``timing.json`` and
+``metrics.json``. Asking for a spec's metrics returns the stored record, or trains what is missing (the
+stage-1 parent first, then the spec) and evaluates it: spec → run store → metrics JSON.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..data.samplers import build_sampler
+from ..engine import CHECKPOINT_NAME, distributed, load_checkpoint, load_stage1_weights, predict, resolve_device, train
+from ..evaluation import evaluate_lvis
+from ..io import atomic_write_json, ensure_writable_dir
+from ..losses import LOSSES, build_loss
+from ..models import build_detector
+from ..models.classifiers import apply_stage2_classifier
+from .datasets import Datasets, load_datasets
+from .spec import ExperimentSpec
+
+METRICS_NAME = "metrics.json"
+TIMING_NAME = "timing.json"
+REPORTED_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+
+#: Trains a spec with several processes (e.g. ``acsl.cli.launch.torchrun_launcher``): called with the spec
+#: and the store, it must leave the spec's finished checkpoint in the store.
+Launcher = Callable[[ExperimentSpec, "RunStore"], None]
+
+
+def build_model(spec: ExperimentSpec, train_set):
+    """The spec's detector with its loss, initialised from the spec's seed; the loss gets the training
+    set's class statistics (and, on the Open Images track, the class hierarchy: paper §5, "we train the
+    models under multiple label setting")."""
+    import torch
+
+    torch.manual_seed(spec.seed)
+    options = dict(spec.loss_options)
+    if "seed" in inspect.signature(LOSSES[spec.loss]).parameters:  # its own random stream, one per process
+        options.setdefault("seed", spec.seed + 1_000_003 * distributed.rank())
+    loss = build_loss(spec.loss, train_set.num_classes, train_set.frequencies,
+                      class_image_counts=train_set.image_counts, class_instance_counts=train_set.instance_counts,
+                      num_images=len(train_set), **options)
+    if spec.settings.track == "openimages" and loss.supports_multi_label:
+        from ..data.openimages_synthetic import hierarchy_ancestors
+
+        loss.set_label_hierarchy(hierarchy_ancestors(train_set.lvis.dataset, train_set.category_id_to_label))
+    return build_detector(spec.detector_config(), train_set.num_classes, loss)
+
+
+class RunStore:
+    """Runs keyed by spec hash under ``root``; benchmark data generated under ``data_root``.
+
+    ``launcher`` (optional) trains a spec with several processes; without it every run trains in this
+    process (which may itself be one of torchrun's). ``amp`` and ``channels_last`` (CUDA only) and the
+    loader's ``workers`` do not change a run's result beyond numeric precision, so they are not part of a
+    spec's hash; ``metrics.json`` records the device and precision."""
+
+    def __init__(self, root: str | Path = "runs", data_root: str | Path = "data", device: str = "auto",
+                 progress: bool = True, launcher: Launcher | None = None, amp: bool = True,
+                 channels_last: bool = False, workers: int = 0) -> None:
+        self.root = ensure_writable_dir(root, "run store")
+        self.data_root = Path(data_root)
+        self.device_name = str(device)
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.launcher = launcher
+        self.amp, self.channels_last, self.workers = amp, channels_last, workers
+        self._loaded: dict[tuple, Datasets] = {}
+
+    def run_dir(self, spec: ExperimentSpec) -> Path:
+        return self.root / f"{spec.name}-{spec.hash}"
+
+    def is_done(self, spec: ExperimentSpec) -> bool:
+        return (self.run_dir(spec) / METRICS_NAME).is_file()
+
+    def datasets(self, spec: ExperimentSpec) -> Datasets:
+        """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing;
+        loaded once per store (real LVIS annotation files take a while to parse)."""
+        key = (spec.profile, spec.seed, spec.stage)
+        if key not in self._loaded:
+            self._loaded[key] = load_datasets(spec, self.data_root, self.progress)
+        return self._loaded[key]
+
+    def checkpoint(self, spec: ExperimentSpec) -> Path:
+        """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
+        checkpoint = self.run_dir(spec) / CHECKPOINT_NAME
+        if checkpoint.exists() and int(load_checkpoint(checkpoint)["epoch"]) >= spec.train_config().epochs:
+            return checkpoint
+        if spec.cached:
+            # Everything with collectives first, on every rank: the stage-1 parent and the datasets. Then
+            # rank 0 alone builds the cache and trains the classifier (seconds of work); the others wait.
+            self.checkpoint(spec.parent)
+            self.datasets(spec)
+            if distributed.is_main_process():
+                self._train_cached(spec)
+            distributed.barrier()
+        elif self.launcher is not None and not distributed.is_distributed():
+            self.launcher(spec, self)
+        else:
+            self._train(spec)
+        return checkpoint
+
+    def _initial_model(self, spec: ExperimentSpec, train_set):
+        """The detector a spec's training starts from: fresh, or for stage 2 its trained parent's weights."""
+        model = build_model(spec, train_set)
+        if spec.parent is not None:
+            load_stage1_weights(model, self.checkpoint(spec.parent))
+            apply_stage2_classifier(model, spec.classifier)
+        return model
+
+    def _train(self, spec: ExperimentSpec) -> None:
+        train_set, _, _ = self.datasets(spec)
+        if spec.parent is not None:
+            self.checkpoint(spec.parent)  # the parent trains first
+        model = self._initial_model(spec, train_set)
+        started = time.perf_counter()
+        sampler = build_sampler(spec.sampler, train_set.image_labels, spec.seed, **dict(spec.sampler_options))
+        run_dir = self.run_dir(spec)
+        train(model, train_set, spec.train_config(), run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
+              amp=self.amp, channels_last=self.channels_last, progress=self.progress, sampler=sampler,
+              workers=self.workers)
+        if distributed.is_main_process():
+            record_timing(run_dir, "train_s", time.perf_counter() - started)
+
+    def _train_cached(self, spec: ExperimentSpec) -> None:
+        from ..engine.roi_cache import build_roi_cache, train_classifier_on_cache
+
+        train_set, _, _ = self.datasets(spec)
+        model = self._initial_model(spec, train_set)
+        started = time.perf_counter()
+        cache = build_roi_cache(model, train_set, self.run_dir(spec.parent) / "roi_cache", seed=spec.seed,
+                                device=self.device, batch_size=spec.settings.eval_batch_size, progress=self.progress)
+        cache_s = time.perf_counter() - started
+        run_dir = self.run_dir(spec)
+        sampler = build_sampler(spec.sampler, train_set.image_labels, spec.seed, **dict(spec.sampler_options))
+        train_classifier_on_cache(model, cache, train_set, spec.train_config(), run_dir, seed=spec.seed,
+                                  device=self.device, progress=self.progress, sampler=sampler)
+        record_timing(run_dir, "train_s", time.perf_counter() - started - cache_s)
+        record_timing(run_dir, "cache_s", cache_s)  # ~0 when the parent's cache already existed
+
+    def metrics(self, spec: ExperimentSpec) -> dict[str, Any]:
+        """Stored metrics of ``spec``; trains and evaluates it first when the store has none."""
+        metrics_path = self.run_dir(spec) / METRICS_NAME
+        if metrics_path.is_file():
+            return json.loads(metrics_path.read_text())
+        checkpoint = self.checkpoint(spec)
+        train_set, val_set, val_json = self.datasets(spec)
+        model = build_model(spec, train_set)
+        apply_stage2_classifier(model, spec.classifier)
+        model.load_state_dict(load_checkpoint(checkpoint)["model"])
+        started = time.perf_counter()
+        detections = predict(model, val_set, spec.settings.eval_batch_size, self.device, self.progress)
+        if not distributed.is_main_process():  # rank 0 scores the gathered detections and writes the record
+            distributed.barrier()
+            return json.loads(metrics_path.read_text())
+        metrics, per_class = score_detections(spec, val_json, detections)
+        record = {
+            "spec": asdict(spec),
+            "hash": spec.hash,
+            "metrics": metrics,
+            "per_class_AP": per_class,
+            "num_detections": len(detections),
+            "timing": {**read_timings(self.run_dir(spec)), "eval_s": time.perf_counter() - started},
+            "device": str(self.device),
+            "amp": self.amp and self.device.type == "cuda",
+        }
+        atomic_write_json(metrics_path, record)
+        distributed.barrier()
+        return json.loads(metrics_path.read_text())  # the same form a cached read gives
+
+
+def score_detections(spec: ExperimentSpec, val_json: Path, detections: list[dict]) -> tuple[dict, dict]:
+    """(metrics in percent, per-class AP in percent): LVIS AP with the federated rules, or on the Open
+    Images track the challenge's AP@0.5 with its class hierarchy (docs/ARCHITECTURE.md, "Evaluation rules")."""
+    if spec.settings.track == "openimages":
+        result = _evaluate_openimages(val_json, detections)
+        metrics = {"AP50_OI": 100.0 * result["AP50"]}
+    else:
+        result = evaluate_lvis(val_json, detections)
+        metrics = {name: 100.0 * result[name] for name in REPORTED_METRICS}
+    return metrics, {str(k): 100.0 * v for k, v in result["per_class_AP"].items()}
+
+
+def _evaluate_openimages(val_json: Path, detections: list[dict]) -> dict[str, Any]:
+    """The Open Images challenge metric on the track's val file, with its class hierarchy."""
+    from ..data.hierarchy import ClassHierarchy
+    from ..evaluation.openimages_eval import evaluate_openimages
+
+    truth = json.loads(Path(val_json).read_text())
+    hierarchy = ClassHierarchy.from_category_json(truth.get("hierarchy", {}))
+    # The multi-label detectors score every parent class themselves; expanding their detections as well
+    # would add a duplicate parent box per object (the challenge's evaluator expands only the ground truth).
+    return evaluate_openimages(truth, detections, hierarchy=hierarchy, expand_detections=False)
+
+
+def read_timings(run_dir: Path) -> dict[str, float]:
+    path = run_dir / TIMING_NAME
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record_timing(run_dir: Path, key: str, seconds: float) -> None:
+    """Add ``seconds`` to ``key`` in the run's ``timing.json`` (kept apart from its metrics)."""
+    timings = read_timings(run_dir)
+    timings[key] = timings.get(key, 0.0) + seconds
+    atomic_write_json(run_dir / TIMING_NAME, timings)
