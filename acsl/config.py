@@ -30,7 +30,7 @@ MAX_CATEGORIES = 320
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and seed of the synthetic benchmark (DESIGN §7). Defaults are the ``quick`` profile.
+    """Size and seed of the synthetic benchmark (docs/ARCHITECTURE.md, "The synthetic benchmark"). Defaults are the ``quick`` profile.
 
     num_categories: foreground categories C (2..320).
     num_train_images / num_val_images: images per split (>= 1).
@@ -85,7 +85,7 @@ class SyntheticConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Scale knobs of the detector; profiles set them (the paper's values are the defaults, DESIGN §5)."""
+    """Scale knobs of the detector; profiles set them (the paper's §4.2 values are the defaults)."""
 
     architecture: str = "faster_rcnn"  # or "cascade_rcnn" (three heads, Cai & Vasconcelos)
     backbone: str = "resnet50"
@@ -114,7 +114,7 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training stage's schedule (DESIGN §5 gives the paper's values)."""
+    """One training stage's schedule (paper §4.2 gives the values; docs/ARCHITECTURE.md, "Training recipe")."""
 
     epochs: int = 12
     batch_size: int = 16
@@ -191,6 +191,10 @@ class Profile:
                                                            compare=False)
     sampler_defaults: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: dict(PAPER_SAMPLER_DEFAULTS), compare=False)
+    # Training DataLoader worker processes (``acsl.engine.loader``); not part of a run's identity. The CPU
+    # profiles load in the training process: on 2 cores, workers only compete with the model for the
+    # cores (``benchmarks/bench_loader.py``: 0 and 2 workers tie, 1 is slower).
+    loader_workers: int = field(default=0, compare=False)
     # "lvis" (LVIS AP, single-label softmax baseline) or "openimages" (the paper's §5: multi-label sigmoid
     # training with the class hierarchy, the challenge's AP@0.5; the baseline is sigmoid BCE).
     track: str = field(default="lvis", compare=False)

@@ -1,10 +1,10 @@
-"""Profiles decide scale, never code paths (DESIGN §1): data, detector size and training schedule.
+"""Profiles decide scale, never code paths (docs/ARCHITECTURE.md, "Profiles and scale"): data, detector size and training schedule.
 
 - ``smoke``: a few dozen synthetic images, seconds per notebook; the tests execute every notebook with it.
 - ``quick`` (default): the embedded synthetic long-tail benchmark on a CPU, minutes.
 - ``oi-smoke``, ``oi-quick``: the same scales for the Open Images track (paper §5, Tables 5–7).
 
-The paper's Faster R-CNN R50-FPN at 800/1333 px is far too slow for a CPU (DESIGN §8), so the CPU
+The paper's Faster R-CNN R50-FPN at 800/1333 px is far too slow for a CPU (docs/ARCHITECTURE.md, "Environment facts"), so the CPU
 profiles map it to a narrow ResNet-FPN at small image sizes and say so in ``model_note``.
 """
 
@@ -78,7 +78,7 @@ PROFILES: dict[str, Profile] = {
 
 
 def _paper_profile(version: str) -> Profile:
-    """The paper's recipe (DESIGN §5): Faster R-CNN R50-FPN from a COCO-trained detector, 800/1333 px,
+    """The paper's recipe (§4.2; docs/ARCHITECTURE.md, "Training recipe"): Faster R-CNN R50-FPN from a COCO-trained detector, 800/1333 px,
     2000 proposals, 512 RoIs per image at 25 % positives, 2×1024 FC head; 16 images per step, SGD with
     momentum 0.9 and weight decay 1e-4, 500-iteration warm-up at 1/3, clipping at 35, 12 epochs with
     lr ×0.1 at 8 and 11; stage 1 lr 0.01 (official code), stage 2 lr 0.02."""
@@ -89,6 +89,7 @@ def _paper_profile(version: str) -> Profile:
         stage1=TrainConfig(epochs=12, batch_size=16, lr=0.01, warmup_iters=500, lr_steps=(8, 11), log_every=50),
         stage2=TrainConfig(epochs=12, batch_size=16, lr=0.02, warmup_iters=500, lr_steps=(8, 11), log_every=50),
         eval_batch_size=2,
+        loader_workers=4,  # JPEG decoding at 800/1333 px must keep a GPU fed
         model_note=f"the paper's setting: Faster R-CNN R50-FPN initialised from torchvision's COCO-trained detector, "
         f"800/1333 px, LVIS {version} train / val",
         description=f"real LVIS {version} + COCO 2017 images (`acsl data download lvis-{version}` and `coco2017`); GPUs, hours",

@@ -23,6 +23,8 @@ def torchrun_command(spec: ExperimentSpec, store: RunStore, processes: int) -> l
         command.append("--no-amp")
     if store.channels_last:
         command.append("--channels-last")
+    if store.workers is not None:
+        command += ["--workers", str(store.workers)]
     return command
 
 

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--no-progress", action="store_true", help="no progress bars")
         cmd.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA (default: bf16/fp16 mixed precision)")
         cmd.add_argument("--channels-last", action="store_true", help="NHWC memory layout for the convolutions")
+        cmd.add_argument("--workers", type=int, default=None,
+                         help="DataLoader worker processes for training images (default: the profile's)")
 
     rep = sub.add_parser("reproduce", help="execute the notebooks with papermill into reports/")
     rep.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
@@ -149,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Under `torchrun --nproc_per_node K -m acsl train ...` every process joins the group here.
             with distributed.process_group(args.device) as device:
                 store = RunStore(args.run_store, data_root=args.data_root, device=str(device),
-                                 progress=not args.no_progress, amp=not args.no_amp, channels_last=args.channels_last)
+                                 progress=not args.no_progress, amp=not args.no_amp, channels_last=args.channels_last,
+                                 workers=args.workers)
                 if args.command == "train":
                     result = str(store.checkpoint(spec))
                 else:

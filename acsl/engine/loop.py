@@ -1,4 +1,4 @@
-"""The one training loop of both stages (docs/ARCHITECTURE.md, "Training recipe"; paper §4.1).
+"""The one training loop of both stages (docs/ARCHITECTURE.md, "Training recipe"; paper §4.2).
 
 ``TrainLoop`` owns what every training run shares: SGD with momentum and weight decay, the per-iteration
 lr schedule (linear warm-up, step decay), gradient clipping, AMP with a grad scaler, a non-finite-loss
@@ -66,7 +66,7 @@ class TrainStep(Protocol):
 
 def sgd_with_schedule(parameters: list[nn.Parameter], config: TrainConfig, iters_per_epoch: int):
     """SGD with momentum and weight decay, and its per-iteration lr schedule (linear warm-up, then step
-    decay at ``config.lr_steps`` epochs; paper §4.1): the optimizer of both training stages."""
+    decay at ``config.lr_steps`` epochs; paper §4.2): the optimizer of both training stages."""
     optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,

@@ -1,4 +1,4 @@
-"""The learning-rate schedule of the paper's recipe (paper §4.1; docs/ARCHITECTURE.md, "Training recipe"): linear warm-up over the first
+"""The learning-rate schedule of the paper's recipe (paper §4.2; docs/ARCHITECTURE.md, "Training recipe"): linear warm-up over the first
 ``warmup_iters`` iterations starting at ``warmup_ratio`` × lr, then step decay by ``gamma`` at the listed
 epochs (the "1x" schedule: 12 epochs, ×0.1 at epochs 8 and 11)."""
 

@@ -59,12 +59,15 @@ class RunStore:
 
     ``launcher`` (optional) trains a spec with several processes; without it every run trains in this
     process (which may itself be one of torchrun's). ``amp`` and ``channels_last`` (CUDA only) and the
-    loader's ``workers`` do not change a run's result beyond numeric precision, so they are not part of a
-    spec's hash; ``metrics.json`` records the device and precision."""
+    loader's ``workers`` (None: the profile's ``loader_workers``) do not change a run's result beyond
+    numeric precision, so they are not part of a spec's hash; ``metrics.json`` records the device and
+    precision."""
 
     def __init__(self, root: str | Path = "runs", data_root: str | Path = "data", device: str = "auto",
                  progress: bool = True, launcher: Launcher | None = None, amp: bool = True,
-                 channels_last: bool = False, workers: int = 0) -> None:
+                 channels_last: bool = False, workers: int | None = None) -> None:
+        if workers is not None and workers < 0:
+            raise ValueError(f"loader workers must be >= 0 (or None for the profile's), got {workers}")
         self.root = ensure_writable_dir(root, "run store")
         self.data_root = Path(data_root)
         self.device_name = str(device)
@@ -125,7 +128,7 @@ class RunStore:
         run_dir = self.run_dir(spec)
         train(model, train_set, spec.train_config(), run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
               amp=self.amp, channels_last=self.channels_last, progress=self.progress, sampler=sampler,
-              workers=self.workers)
+              workers=spec.settings.loader_workers if self.workers is None else self.workers)
         if distributed.is_main_process():
             record_timing(run_dir, "train_s", time.perf_counter() - started)
 
