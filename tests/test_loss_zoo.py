@@ -131,7 +131,9 @@ def test_federated_loss_trains_the_batchs_classes_plus_a_frequency_draw():
     loss = _build("federated", num_sample_classes=5, seed=3)
     labels = torch.tensor([0, 2, 2, 7])
     mask = loss.sampled_columns(labels)
-    assert not mask[0] and mask[2] and mask[7] and int(mask[1:].sum()) == 5  # background logit untrained
+    # Background logit untrained; the background label takes one of the 5 slots (the authors' sampler),
+    # so 4 foreground classes are trained.
+    assert not mask[0] and mask[2] and mask[7] and int(mask[1:].sum()) == 4
     again = _build("federated", num_sample_classes=5, seed=3).sampled_columns(labels)
     assert torch.equal(mask, again)  # seeded
     # Drawn ∝ image_count^0.5: over many draws the most frequent free class comes up more than the rarest.
@@ -152,8 +154,11 @@ def test_federated_gradient_is_bce_on_the_sampled_columns():
 
 
 def test_federated_with_every_class_is_bce():
-    logits, labels = _inputs()
-    torch.testing.assert_close(_build("federated", num_sample_classes=C)(logits, labels), _bce_over_the_classes(logits, labels))
+    logits, labels = _inputs()  # with background RoIs, whose label takes a slot: C + 1 slots train every class
+    torch.testing.assert_close(_build("federated", num_sample_classes=C + 1)(logits, labels),
+                               _bce_over_the_classes(logits, labels))
+    torch.testing.assert_close(_build("federated", num_sample_classes=C, count_background=False)(logits, labels),
+                               _bce_over_the_classes(logits, labels))
 
 
 def test_eqlv2_starts_as_bce_and_accumulates_weighted_gradient_magnitudes():

@@ -102,9 +102,12 @@ def _bags(**options):
 
 
 def test_bags_without_others_subsampling_is_a_sum_of_group_softmax_ces():
-    loss = _bags(bins="0,50", others_ratio=1e9)  # every "others" RoI takes part
+    # Every "others" RoI takes part, and both groups have positives here, so every group's average runs
+    # over all N RoIs: Σ_groups Σ_RoIs CE / N.
+    loss = _bags(bins="0,50", others_ratio=1e9)
     assert loss.num_logits == C + 1 + 1 + 2
     logits, labels = _inputs(loss.num_logits, seed=5)
+    assert ((labels >= 1) & (labels <= 3)).any() and (labels >= 4).any()
     z = logits.detach()
     expected = F.cross_entropy(z[:, [C + 1, 0]], (labels == 0).long(), reduction="sum")
     for g, members in enumerate(([1, 2, 3], [4, 5, 6]), start=1):

@@ -12,7 +12,11 @@ Details that follow the official implementation (docs/ARCHITECTURE.md, "The meth
 - background RoIs suppress every frequent class; a random floor(10 % · n_bg) of them also suppress the
   common classes and an independent random floor(1 % · n_bg) the rare classes;
 - the loss is Σ(W ⊙ BCE) / N with N the number of RoIs (no division by C);
-- at test time score_c = σ(z_c) for the foreground columns (the background column is dropped).
+- at test time score_c = σ(z_c) for the foreground columns (the background column is dropped);
+- a freshly built classifier starts from the prior π = 0.01 on every column, b = −log(99) (the official
+  code, github.com/CASIA-IVA-Lab/ACSL, ``mmdet/models/bbox_heads/bbox_head.py``, ``init_weights`` for the
+  ACSL loss type; the loss itself is ``mmdet/models/losses/acsl.py``). Decoupled stage 2, the paper's
+  recipe, loads the stage-1 weights over it.
 
 Multi-label (Open Images, paper §5; ``set_label_hierarchy``): a RoI of class k is positive on k and its
 ancestors; every positive column is weighted 1 and the ξ rule decides the others.

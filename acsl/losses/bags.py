@@ -1,22 +1,37 @@
 """Balanced Group Softmax, BAGS (Li et al., "Overcoming Classifier Imbalance for Long-tail Object
 Detection with Balanced Group Softmax", CVPR 2020, §3.2–3.3), trained decoupled like ACSL.
 
+Follows the authors' code (github.com/FishYuLi/BalancedGroupSoftmax, mmdetection v1:
+``mmdet/models/bbox_heads/gs_bbox_head_with0.py``, ``GSBBoxHeadWith0``, and the config
+``configs/bags/gs_faster_rcnn_r50_fpn_1x_lvis_with0_bg8.py``, others_sample_ratio 8).
+
 Foreground classes are grouped by their number of training instances n: group g holds the classes with
 bins[g] ≤ n < bins[g + 1] (the last group is open; default bins 0, 10, 100, 1000, i.e. (0,10), [10,100),
 [100,1000), [1000,∞)); empty groups are dropped. The background forms group 0 on its own. Every group
 gets an extra "others" class and its own softmax:
 
 - group 0 = {others, background}: every RoI; background RoIs target "background", foreground RoIs "others";
-- group g ≥ 1 = {others, its classes}: RoIs of its classes target their class; every other RoI targets
-  "others", but only a random subset of at most ``others_ratio`` (β = 8) × max(1, #positives of g)
-  of them takes part, so "others" does not swamp the group (§3.3, "others" sampling).
+- group g ≥ 1 = {others, its classes}: RoIs of its classes (its positives, n_g of them) target their
+  class; of every other RoI only a random floor(``others_ratio`` × n_g) (β = 8) take part, targeting
+  "others" (all of them when there are fewer), so "others" does not swamp the group (§3.3). A group
+  with no positive RoI in the batch takes no part at all: zero loss, zero gradient.
 
-L = Σ_groups Σ_{RoIs taking part} CE / N (N RoIs in the batch). Test: P(background) from group 0, and a
-class's score = its in-group probability × P(others) of group 0 (the probability of being an object).
+Each group's cross-entropy is averaged over the RoIs taking part in it, P_g (the authors' per-group
+average factor max(|P_g|, 1); |P_0| = N):
+
+    L = Σ_g (1 / |P_g|) Σ_{i ∈ P_g} CE_g(i)
+
+(revision 1; before it every group's sum was divided by N, the number of all RoIs, and a group without
+positives still trained up to β "others" RoIs.) Test: P(background) from group 0, and a class's score =
+its in-group probability × P(others) of group 0 (the probability of being an object), as the authors'
+``_merge_score``.
 
 Logit layout: columns 0..C as everywhere (0 = background); column C + 1 is group 0's "others", column
-C + 1 + g group g's. A decoupled stage 2 copies the stage-1 classifier's C + 1 rows and starts the
-"others" rows fresh. Table 1 of the ACSL paper uses two groups, bins (0, d): pass ``bins="0,d"``.
+C + 1 + g group g's (the authors put each group's "others" first in its slice; only the order differs).
+A decoupled stage 2 copies the stage-1 classifier's C + 1 rows and starts the "others" rows fresh.
+Deliberate differences: the "others" draw uses the module's seeded generator (saved with its state, exact
+resume) instead of NumPy's global one. Table 1 of the ACSL paper uses two groups, bins (0, d): pass
+``bins="0,d"``.
 """
 
 from __future__ import annotations
@@ -57,6 +72,7 @@ def group_classes(instance_counts: Sequence[int], bins: Sequence[int]) -> list[l
 class BalancedGroupSoftmax(SeededDraws, ClassificationLoss):
     use_sigmoid = False
     requires_counts = True
+    revision = 1  # per-group averages, groups without positives skipped (the authors' code)
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None,
                  class_image_counts: Sequence[int] | None = None, class_instance_counts: Sequence[int] | None = None,
@@ -96,17 +112,27 @@ class BalancedGroupSoftmax(SeededDraws, ClassificationLoss):
     def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         group_of = self.group_of.to(labels.device)[labels]
         position = self.position.to(labels.device)[labels]
-        # Group 0: background (position 1) against "others" (position 0), every RoI.
-        total = F.cross_entropy(z[:, self.group_columns(0)], (labels == 0).long(), reduction="sum")
+        # Group 0: background (position 1) against "others" (position 0); every RoI takes part.
+        total = F.cross_entropy(z[:, self.group_columns(0)], (labels == 0).long(), reduction="mean")
         for g in range(1, len(self.groups) + 1):
-            inside = group_of == g
-            outside = (~inside).nonzero().squeeze(1)
-            keep = min(len(outside), int(self.others_ratio * max(1, int(inside.sum()))))
-            drawn = torch.randperm(len(outside), generator=self.generator)[:keep].to(outside.device)
-            rows = torch.cat([inside.nonzero().squeeze(1), outside[drawn]])
-            targets = torch.where(inside[rows], position[rows], torch.zeros_like(rows))
-            total = total + F.cross_entropy(z[rows][:, self.group_columns(g)], targets, reduction="sum")
-        return total / z.shape[0]
+            rows = self.participants(group_of == g)
+            if rows is None:  # no positive of group g in the batch: the group takes no part
+                continue
+            targets = torch.where(group_of[rows] == g, position[rows], torch.zeros_like(rows))
+            total = total + F.cross_entropy(z[rows][:, self.group_columns(g)], targets, reduction="mean")
+        return total
+
+    def participants(self, inside: torch.Tensor) -> torch.Tensor | None:
+        """Rows taking part in a foreground group whose positives are ``inside`` (a boolean mask): every
+        positive and a random floor(β × #positives) of the other RoIs (all of them when fewer); None
+        when the group has no positive."""
+        positives = int(inside.sum())
+        if positives == 0:
+            return None
+        outside = (~inside).nonzero().squeeze(1)
+        keep = min(len(outside), int(self.others_ratio * positives))
+        drawn = torch.randperm(len(outside), generator=self.generator)[:keep].to(outside.device)
+        return torch.cat([inside.nonzero().squeeze(1), outside[drawn]])
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """[N, C + 1]: column 0 P(background) from group 0; class j: P_g(j) × P_0(others)."""

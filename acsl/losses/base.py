@@ -30,8 +30,14 @@ class ClassificationLoss(nn.Module):
     #: Losses that need the training set's counts (``class_image_counts``, ``class_instance_counts``,
     #: ``num_images``) set this; ``build_loss`` then passes them.
     requires_counts: bool = False
-    #: Prior probability of the sigmoid classifiers' initial bias (``initial_bias``).
+    #: Prior probability of the sigmoid classifiers' initial bias (``initial_bias``); each sigmoid loss
+    #: uses its authors' value and says where it comes from.
     prior_probability: float = 0.01
+    #: Bumped whenever the loss's default behaviour changes under the same options (a fix that makes it
+    #: follow its authors' code, a new initial prior). A non-zero revision enters the experiment spec's
+    #: hash (``acsl.runs.spec.ExperimentSpec.resolved``), so runs stored under an older behaviour are not
+    #: returned as results of the new one; revision 0 leaves the hash as it was before revisions existed.
+    revision: int = 0
     #: Losses that keep statistics over all processes (EQLv2) all-reduce them only while this is True; a
     #: code path that runs on one rank of a distributed run (the cached stage 2) turns it off.
     sync_across_processes: bool = True
@@ -113,10 +119,11 @@ class ClassificationLoss(nn.Module):
     def initial_bias(self) -> torch.Tensor | None:
         """Initial bias of the C + 1 classifier outputs, or None for the layer's default.
 
-        Sigmoid classifiers start from the prior probability π = 0.01 on every column,
-        b = −log((1 − π) / π) (Lin et al., Focal Loss, §3.3 "Initialization"), so that end-to-end
-        training does not start with C + 1 confident mistakes per RoI. Decoupled stage 2 overwrites
-        it with the stage-1 weights.
+        Sigmoid classifiers start from a prior probability π on every column, b = −log((1 − π) / π)
+        (Lin et al., Focal Loss, §3.3 "Initialization"), so that end-to-end training does not start with
+        C + 1 confident mistakes per RoI. π is the loss's ``prior_probability``: 0.01 unless the method's
+        own code uses another value (EQL and EQLv2: 0.001). Decoupled stage 2 overwrites it with the
+        stage-1 weights.
         """
         if self.use_sigmoid:
             prior = self.prior_probability

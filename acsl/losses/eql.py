@@ -10,8 +10,13 @@ images) is below λ, other than its own. The gradient is w_j (p_j − y_j) / N. 
 layout column 0 (background) gets no loss and is dropped at test time, where score_j = σ(z_j).
 
 λ defaults to 1.77e-3: on LVIS v0.5 (56,740 training images) f < λ holds exactly for the rare and common
-classes (≤ 100 images). The classifiers' initial bias uses the prior 0.001, as in the paper. λ = 0 gives
-plain BCE over the C classes.
+classes (≤ 100 images). λ = 0 gives plain BCE over the C classes.
+
+Follows the authors' code, github.com/tztztztztz/eql.detectron2: ``projects/EQL/eql/fast_rcnn.py``
+(``EQLFastRCNNOutputs.eql_loss``: C logits, w as above, Σ / N; ``EQLFastRCNNOutputLayers``: every
+classifier starts from the prior π = 0.001, "roughly 1 / num_classes", b = −log(999) ≈ −6.91) and
+``projects/EQL/eql/cfg.py`` (λ = 0.00177). Their classifier has no background output; ours keeps
+torchvision's column 0, which gets no loss (weight 0) and starts from the same bias.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class EQL(ClassificationLoss):
     use_sigmoid = True
     supports_multi_label = True
     requires_counts = True
-    prior_probability = 0.001
+    prior_probability = 0.001  # the authors' fast_rcnn.py
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None,
                  class_image_counts: Sequence[int] | None = None, class_instance_counts: Sequence[int] | None = None,

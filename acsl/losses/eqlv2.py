@@ -11,8 +11,17 @@ ratio g_j = pos_j / neg_j:
     L = Σ_i Σ_j [y_ij r_j + (1 − y_ij) q_j] BCE(z_ij, y_ij) / N
 
 The background column keeps weight 1 and collects nothing, as in the official code. At test time a
-class's score is p_j · (1 − p_bg), as there. Defaults γ = 12, μ = 0.8, α = 4. Before any gradient is collected every weight is 1. The sums are buffers of the module,
-so they travel with checkpoints (exact resume); a decoupled stage 2 starts them from zero.
+class's score is p_j · (1 − p_bg), as there. Defaults γ = 12, μ = 0.8, α = 4. Before any gradient is
+collected every weight is 1. The sums are buffers of the module, so they travel with checkpoints (exact
+resume); a decoupled stage 2 starts them from zero.
+
+Follows the authors' code, github.com/tztztztztz/eqlv2 (mmdetection 2): the loss in
+``mmdet/models/losses/eqlv2.py`` (``EQLv2``, Σ / N, gradients collected as |p − y| · w), the classifier's
+initial bias in ``mmdet/models/roi_heads/bbox_heads/convfc_bbox_head.py`` (``init_weights``: with a
+sigmoid loss every output, the objectness column included, starts at ``bias_init_with_prob(0.001)``), so
+here every column starts from π = 0.001, b = −log(999) ≈ −6.91 (revision 1; before it π = 0.01).
+Deliberate difference: the authors keep the objectness logit last, we keep it in column 0 (torchvision's
+layout); the statistics are all-reduced only under torch.distributed (the authors' code always is).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from .base import ClassificationLoss, one_hot_targets
 
 class EQLv2(ClassificationLoss):
     use_sigmoid = True
+    prior_probability = 0.001  # the authors' convfc_bbox_head.py: bias_init_with_prob(0.001)
+    revision = 1  # the initial prior 0.01 → 0.001
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None,
                  gamma: float = 12.0, mu: float = 0.8, alpha: float = 4.0) -> None:

@@ -7,7 +7,11 @@ With p = σ(z), p_t = p for the target column and 1 − p elsewhere, α_t = α r
     ∂FL/∂z = α (1 − p)^γ (γ p log p + p − 1)            (target column)
     ∂FL/∂z = (1 − α) p^γ (p − γ (1 − p) log(1 − p))     (other columns)
 
-γ = 0 and α = ½ give half the plain sigmoid BCE. The RetinaNet defaults are γ = 2, α = 0.25.
+γ = 0 and α = ½ give half the plain sigmoid BCE. The RetinaNet defaults are γ = 2, α = 0.25, and the
+classifiers start from the prior π = 0.01, b = −log(99) (Lin et al. §3.3 and §4.1 "Initialization"; the
+authors' Detectron, ``detectron/core/config.py``: RETINANET.PRIOR_PROB 0.01). Deliberate difference: the
+paper applies focal loss to RetinaNet's dense anchors; here it is the RoI head's loss (the paper's Table 4
+row), over C + 1 columns.
 """
 
 from __future__ import annotations

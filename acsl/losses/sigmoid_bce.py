@@ -1,6 +1,10 @@
 """Plain sigmoid binary cross-entropy over the C + 1 columns (paper Eq. 1–4): every negative column is
 weighted 1, so head-class samples suppress every tail classifier; the ``ξ → 0`` limit of ACSL on
-foreground RoIs."""
+foreground RoIs.
+
+No authors' code defines it; it shares ACSL's classifier and initial prior π = 0.01 (the ACSL code's
+``mmdet/models/bbox_heads/bbox_head.py``; see ``acsl.losses.acsl``), so BCE and ACSL differ only in
+their weights."""
 
 from __future__ import annotations
 

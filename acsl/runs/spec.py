@@ -2,9 +2,10 @@
 
 An ``ExperimentSpec`` names a profile, a loss (with options), a training stage, a schedule length, an
 image sampler and a stage-2 classifier mode. Its hash covers everything that decides the result — the
-resolved profile (data, detector, schedules), the loss and its options, the stage-1 parent of a stage-2
-run, and the seed — so asking the run store for a finished spec returns the stored metrics at once, and
-every stage-2 spec (each ξ of Table 2) reuses the one stage-1 detector of its parent spec.
+resolved profile (data, detector, schedules), the loss, its options and its revision (when not 0), the
+stage-1 parent of a stage-2 run, and the seed — so asking the run store for a finished spec returns the
+stored metrics at once, and every stage-2 spec (each ξ of Table 2) reuses the one stage-1 detector of its
+parent spec.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ class ExperimentSpec:
             if spec[field] == default:
                 del spec[field]
         data = self.data_config()
-        return {
+        resolved = {
             "format": SPEC_FORMAT_VERSION,
             "spec": spec,
             "data": data.record() if isinstance(data, SyntheticConfig) else asdict(data),
@@ -172,6 +173,13 @@ class ExperimentSpec:
             "train": asdict(self.train_config()),
             "parent": self.parent.hash if self.parent else None,
         }
+        # A loss whose default behaviour changed (ClassificationLoss.revision) hashes apart from runs stored
+        # under its older behaviour; revision 0 adds nothing, so untouched losses keep their hashes. A
+        # stage-2 spec's parent carries its own loss's revision through its hash.
+        revision = LOSSES[self.loss].revision
+        if revision:
+            resolved["loss_revision"] = revision
+        return resolved
 
     @cached_property
     def hash(self) -> str:
