@@ -13,7 +13,12 @@ Reading a table of settings (``acsl.profiles``) therefore costs no torch import.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+import json
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +115,135 @@ class DetectorConfig:
     score_thresh: float = 0.0
     nms_thresh: float = 0.5
     detections_per_img: int = 300
+
+    def __post_init__(self) -> None:
+        hints = detector_field_types()
+        for name, (low, high) in DETECTOR_LIMITS.items():
+            value = parse_typed(getattr(self, name), hints[name], f"DetectorConfig.{name}")
+            object.__setattr__(self, name, value)  # "true" → True, [8, 16] → (8, 16); a number stays as given
+            for item in value if isinstance(value, tuple) else (value,):
+                if item is not None and not isinstance(item, (bool, str)) and not low <= item <= high:
+                    raise ValueError(f"DetectorConfig.{name} must lie in [{low}, {high}], got {value!r}")
+        if self.max_size < self.min_size:
+            raise ValueError(f"DetectorConfig.max_size ({self.max_size}) must be >= min_size ({self.min_size})")
+        if not self.anchor_sizes:
+            raise ValueError("DetectorConfig.anchor_sizes must name at least one anchor size, got ()")
+
+
+@functools.cache
+def detector_field_types() -> dict[str, Any]:
+    """Each ``DetectorConfig`` field's declared type."""
+    return typing.get_type_hints(DetectorConfig)
+
+
+_COUNT = (1, 1_000_000)
+#: Each ``DetectorConfig`` field with the range its values must lie in (booleans and strings: any value of
+#: the type; a tuple: each item).
+DETECTOR_LIMITS: dict[str, tuple[float, float]] = {
+    "architecture": (0, 0), "backbone": (0, 0), "pretrained_backbone": (0, 0), "init": (0, 0), "frozen_norm": (0, 0),
+    "fpn_channels": _COUNT, "min_size": (16, 8192), "max_size": (16, 8192), "anchor_sizes": _COUNT,
+    "rpn_pre_nms_top_n_train": _COUNT, "rpn_post_nms_top_n_train": _COUNT, "rpn_pre_nms_top_n_test": _COUNT,
+    "rpn_post_nms_top_n_test": _COUNT, "rpn_batch_size_per_image": _COUNT, "rois_per_image": _COUNT,
+    "positive_fraction": (1e-9, 1.0), "representation_size": _COUNT, "score_thresh": (0.0, 1.0),
+    "nms_thresh": (0.0, 1.0), "detections_per_img": _COUNT,
+}
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def parse_typed(value: Any, annotation: Any, name: str) -> Any:
+    """``value`` as the type ``annotation`` declares (int, float, bool, str, ``X | None``, ``tuple[int, ...]``,
+    ``Sequence[int]`` and unions of these), or a ``ValueError`` that names ``name`` and the value.
+
+    The one typed option parser of the command line and the experiment specs: a value from the command line
+    arrives as JSON or a plain string ("0.7", "abc", "8,16,32"), one from Python as itself. A value that
+    already has the declared type is returned unchanged (an int where a float is declared stays an int, so
+    a spec's hash does not move); numbers must be finite."""
+    arms = _union_arms(annotation)
+    if arms is not None:
+        if value is None and type(None) in arms:
+            return None
+        for arm in arms:  # a value of one arm's own type stays as it is ("0,2,6" for ``str | Sequence[int]``)
+            if _has_type(value, arm):
+                return parse_typed(value, arm, name)
+        expected = []
+        for arm in sorted((a for a in arms if a is not type(None)), key=lambda a: a is str):  # str: the fallback
+            try:
+                return parse_typed(value, arm, name)
+            except ValueError:
+                expected.append(_expected(arm))
+        if type(None) in arms:
+            expected.append("null")
+        raise ValueError(f"{name}: expected {' or '.join(expected)}, got {value!r}")
+    return _parse_single(value, annotation, name)
+
+
+def _union_arms(annotation: Any) -> tuple | None:
+    """The arms of ``X | Y``, or None for a single type."""
+    return typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else None
+
+
+def _has_type(value: Any, annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (tuple, Sequence, list):
+        return isinstance(value, (list, tuple))
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(annotation, type) and isinstance(value, annotation)
+
+
+def _expected(annotation: Any) -> str:
+    if typing.get_origin(annotation) in (tuple, Sequence, list):
+        return "a list of integers (e.g. 8,16,32)"
+    return {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}.get(
+        annotation, str(annotation))
+
+
+def _parse_single(value: Any, annotation: Any, name: str) -> Any:
+    fail = ValueError(f"{name}: expected {_expected(annotation)}, got {value!r}")
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise fail
+    if annotation is int:
+        if isinstance(value, str):
+            value = _json_number(value, fail)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value != int(value):
+            raise fail
+        return int(value)
+    if annotation is float:
+        if isinstance(value, str):
+            value = _json_number(value, fail)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise fail
+        return value
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise fail
+    if typing.get_origin(annotation) in (tuple, Sequence, list):
+        (item,) = {a for a in typing.get_args(annotation) if a is not Ellipsis} or {Any}
+        if isinstance(value, str):
+            text = value.strip().strip("[]()")
+            value = [part for part in text.replace(" ", "").split(",") if part] if text else []
+        if not isinstance(value, (list, tuple)):
+            raise fail
+        return tuple(parse_typed(v, item, f"{name}[{k}]") for k, v in enumerate(value))
+    raise ValueError(f"{name}: options of type {annotation} are not supported")
+
+
+def _json_number(text: str, fail: ValueError) -> Any:
+    try:
+        return json.loads(text.strip())
+    except ValueError:
+        raise fail from None
 
 
 @dataclass(frozen=True)

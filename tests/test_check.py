@@ -41,8 +41,8 @@ def _v05() -> dict[str, Any]:
         ],
         "categories": _categories(),
         "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 2]},
-            {"id": 2, "image_id": 3, "category_id": 2, "bbox": [0.5, 0, 2, 2.5]},
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 2], "area": 6.0},
+            {"id": 2, "image_id": 3, "category_id": 2, "bbox": [0.5, 0, 2, 2.5], "area": 5.0},
         ],
     }
 
@@ -52,7 +52,7 @@ def _v1() -> dict[str, Any]:
         "images": [{"id": 2, "width": 8, "height": 6, "coco_url": V1_URL,
                     "neg_category_ids": [1], "not_exhaustive_category_ids": []}],
         "categories": _categories(),
-        "annotations": [{"id": 7, "image_id": 2, "category_id": 3, "bbox": [0, 0, 4, 4]}],
+        "annotations": [{"id": 7, "image_id": 2, "category_id": 3, "bbox": [0, 0, 4, 4], "area": 16.0}],
     }
 
 
@@ -208,7 +208,7 @@ def test_many_problems_collected_and_capped(tmp_path, root):
     data = _v05()
     data["images"][0].pop("width")
     data["annotations"].append(copy.deepcopy(data["annotations"][0]))  # duplicate id 1
-    data["annotations"].append({"id": 5, "image_id": 1, "category_id": 9, "bbox": [0, 0, 0, 1]})
+    data["annotations"].append({"id": 5, "image_id": 1, "category_id": 9, "bbox": [0, 0, 0, 1], "area": 0.0})
     data["images"][1]["neg_category_ids"] = [2]  # but category 2 is annotated on image 3
     ann = _write(tmp_path, data)
     problems = check_lvis(ann, root)

@@ -3,6 +3,8 @@ test-time scores follow the loss (softmax vs sigmoid, background column dropped)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -52,6 +54,30 @@ def test_detector_outputs_at_most_300_detections_per_image(smoke_val):
         (out,) = model(images)
     assert out["boxes"].shape[0] <= 300 and out["boxes"].shape[1] == 4
     assert out["labels"].dtype == torch.int64
+
+
+@pytest.mark.parametrize("architecture", ["faster_rcnn", "cascade_rcnn"])
+@pytest.mark.parametrize("loss_name", ["softmax_ce", "seesaw"])
+def test_a_batch_whose_rpn_proposes_nothing_gives_empty_detections(smoke_val, architecture, loss_name):
+    """Regression: torchvision decodes zero proposals into a flat [0, 4(C + 1)] tensor, and dropping the
+    background column from it used to cost a box coordinate and crash in torch.stack."""
+    torch.manual_seed(0)
+    loss = build_loss(loss_name, smoke_val.num_classes, smoke_val.frequencies)
+    detector = get_profile("smoke").detector
+    model = build_detector(replace(detector, architecture=architecture), smoke_val.num_classes, loss).eval()
+    propose = model.rpn.forward
+    model.rpn.forward = lambda images, features, targets=None: ([p[:0] for p in propose(images, features)[0]], {})
+    images, _ = collate_detection([smoke_val[0], smoke_val[1]])
+    with torch.no_grad():
+        outputs = model(images)
+    assert [tuple(o["boxes"].shape) for o in outputs] == [(0, 4), (0, 4)]
+    assert all(o["scores"].shape == (0,) and o["labels"].dtype == torch.int64 for o in outputs)
+    if architecture == "faster_rcnn":  # the head alone, with no proposal at all
+        heads = model.roi_heads
+        width = smoke_val.num_classes + 1
+        boxes, scores, labels = heads.postprocess_detections(torch.zeros(0, loss.num_logits), torch.zeros(0, 4 * width),
+                                                             [torch.zeros(0, 4)] * 2, [(96, 96)] * 2)
+        assert [tuple(b.shape) for b in boxes] == [(0, 4), (0, 4)] and [len(s) for s in scores] == [0, 0]
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnext101_64x4d", "narrow_resnet", "narrow_resnet_deep", "narrow_resnet_wide"])

@@ -11,7 +11,8 @@ from ..runs import ExperimentSpec, OptionValue
 
 def parse_option(text: str, what: str = "loss option") -> tuple[str, OptionValue | None]:
     """``key=value`` from the command line; the value is read as JSON (0.7, 4, true, null, "name"), else
-    as a plain string."""
+    as a plain string. The spec then parses it into the type the option declares (``acsl.runs.options``),
+    so "abc" for a number is refused there, naming the option."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ValueError(f"{what} {text!r} is not of the form key=value (e.g. xi=0.7)")

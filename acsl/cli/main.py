@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 
 from ..config import CLASSIFIER_MODES, SAMPLERS
+from ..io import finite_or_null
 from ..profiles import DEFAULT_PROFILE, PROFILES
 
 
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.command == "train":
                     result = str(store.checkpoint(spec))
                 else:
-                    result = json.dumps(store.metrics(spec)["metrics"], indent=2)
+                    result = json.dumps(finite_or_null(store.metrics(spec)["metrics"]), indent=2)  # NaN: null
                 if distributed.is_main_process():
                     print(result)
         elif args.command == "reproduce":

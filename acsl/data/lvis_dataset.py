@@ -17,138 +17,31 @@ converted from LVIS ``[x, y, w, h]``.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .paths import image_path_candidates
+from .validate import AnnotationError, FirstProblem, validate_records
 
 __all__ = ["AnnotationError", "ImageReadError", "LVISDetection", "collate_detection"]
-
-
-class AnnotationError(ValueError):
-    """An LVIS-format annotation file is unreadable or lacks a field the loaders need.
-
-    The message names the file, the field (e.g. ``categories[3].frequency``) and what was expected.
-    """
 
 
 class ImageReadError(OSError):
     """An image file named by the annotations is missing or cannot be decoded (names the path)."""
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _fail(path: str | Path, field: str, expected: str, got: Any = None) -> NoReturn:
-    """Raise the :class:`AnnotationError` that names ``path``, ``field`` and what was expected."""
-    got_s = "" if got is None else f", got {got!r}"[:200]
-    raise AnnotationError(f"{path}: field {field!r}: expected {expected}{got_s}")
-
-
 def validate_lvis_json(data: Any, path: str | Path) -> None:
-    """Check the raw LVIS JSON ``data`` (loaded from ``path``) for the fields the loaders use.
-
-    images[*]: id (int, unique), file_name or coco_url (str), width and height (ints > 0);
-    categories: non-empty, each with id (int, unique), name (str), frequency in {r, c, f}
-    (LVIS's rare/common/frequent groups); annotations[*]: id, image_id and category_id of known
-    images/categories, bbox of 4 finite numbers with w > 0 and h > 0.
-    Raises :class:`AnnotationError` on the first violation.
-    """
-    if not isinstance(data, dict):
-        _fail(path, "<top level>", "a JSON object", type(data).__name__)
-    for key in ("images", "annotations", "categories"):
-        if key not in data:
-            _fail(path, key, "a list (missing)")
-        if not isinstance(data[key], list):
-            _fail(path, key, "a list", type(data[key]).__name__)
-    cat_ids = _validate_categories(data["categories"], path)
-    img_ids = _validate_images(data["images"], path)
-    _validate_annotations(data["annotations"], img_ids, cat_ids, path)
-
-
-def _validate_categories(cats: list[Any], path: str | Path) -> set[int]:
-    """A non-empty list of categories with unique int ids, str names and r/c/f frequencies; their ids."""
-    if not cats:
-        _fail(path, "categories", "a non-empty list of categories")
-    cat_ids: set[int] = set()
-    for k, c in enumerate(cats):
-        f = f"categories[{k}]"
-        if not isinstance(c, dict):
-            _fail(path, f, "an object", c)
-        if not _is_int(c.get("id")):
-            _fail(path, f"{f}.id", "an integer id", c.get("id"))
-        if c["id"] in cat_ids:
-            _fail(path, f"{f}.id", "a unique category id", c["id"])
-        cat_ids.add(c["id"])
-        if not isinstance(c.get("name"), str):
-            _fail(path, f"{f}.name", "a string", c.get("name"))
-        if "frequency" not in c:
-            _fail(path, f"{f}.frequency", "one of 'r', 'c', 'f' (missing)")
-        if c["frequency"] not in ("r", "c", "f"):
-            _fail(path, f"{f}.frequency", "one of 'r', 'c', 'f'", c["frequency"])
-    return cat_ids
-
-
-def _validate_images(images: list[Any], path: str | Path) -> set[int]:
-    """Images with unique int ids, a path field, positive sizes and list-valued federated fields;
-    their ids."""
-    img_ids: set[int] = set()
-    for k, im in enumerate(images):
-        f = f"images[{k}]"
-        if not isinstance(im, dict):
-            _fail(path, f, "an object", im)
-        if not _is_int(im.get("id")):
-            _fail(path, f"{f}.id", "an integer id", im.get("id"))
-        if im["id"] in img_ids:
-            _fail(path, f"{f}.id", "a unique image id", im["id"])
-        img_ids.add(im["id"])
-        if not isinstance(im.get("file_name"), str) and not isinstance(im.get("coco_url"), str):
-            _fail(path, f"{f}.file_name", "a string file_name or coco_url (neither present)")
-        for dim in ("width", "height"):
-            if not _is_int(im.get(dim)) or im[dim] <= 0:
-                _fail(path, f"{f}.{dim}", "a positive integer", im.get(dim))
-        for lst in ("neg_category_ids", "not_exhaustive_category_ids"):
-            if lst in im and not isinstance(im[lst], list):
-                _fail(path, f"{f}.{lst}", "a list of category ids", im[lst])
-    return img_ids
-
-
-def _validate_annotations(anns: list[Any], img_ids: set[int], cat_ids: set[int], path: str | Path) -> None:
-    """Annotations with unique int ids, known image and category ids and a valid ``[x, y, w, h]``."""
-    ann_ids: set[int] = set()
-    for k, a in enumerate(anns):
-        f = f"annotations[{k}]"
-        if not isinstance(a, dict):
-            _fail(path, f, "an object", a)
-        if not _is_int(a.get("id")):
-            _fail(path, f"{f}.id", "an integer id", a.get("id"))
-        if a["id"] in ann_ids:
-            _fail(path, f"{f}.id", "a unique annotation id", a["id"])
-        ann_ids.add(a["id"])
-        if not _is_int(a.get("image_id")):
-            _fail(path, f"{f}.image_id", "an integer image id", a.get("image_id"))
-        if a["image_id"] not in img_ids:
-            _fail(path, f"{f}.image_id", "the id of an image in 'images' (unknown image id)", a["image_id"])
-        if not _is_int(a.get("category_id")):
-            _fail(path, f"{f}.category_id", "an integer category id", a.get("category_id"))
-        if a["category_id"] not in cat_ids:
-            _fail(path, f"{f}.category_id", "the id of a category in 'categories' (unknown category id)",
-                  a["category_id"])
-        bbox = a.get("bbox")
-        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(map(_is_number, bbox)):
-            _fail(path, f"{f}.bbox", "[x, y, w, h]: 4 finite numbers", bbox)
-        if bbox[2] <= 0 or bbox[3] <= 0:
-            _fail(path, f"{f}.bbox", "w > 0 and h > 0", bbox)
+    """Check the raw LVIS JSON ``data`` (loaded from ``path``) for every field the loaders, samplers and
+    evaluator use, with the one validation ``acsl data check`` reports from
+    (:func:`acsl.data.validate.validate_records`; its docstring lists the rules). Raises
+    :class:`AnnotationError` at the first violation, naming the file, the field and the value found.
+    The frequency rule (``frequency`` against ``image_count``) is left to ``acsl data check``: a val
+    file's ``image_count`` may count another split."""
+    validate_records(FirstProblem(path), data, frequency_rule=False)
 
 
 class LVISIndex:

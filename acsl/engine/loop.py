@@ -1,10 +1,11 @@
 """The one training loop of both stages (docs/ARCHITECTURE.md, "Training recipe"; paper §4.2).
 
 ``TrainLoop`` owns what every training run shares: SGD with momentum and weight decay, the per-iteration
-lr schedule (linear warm-up, step decay), gradient clipping, AMP with a grad scaler, a non-finite-loss
-stop, the tqdm bar and ``log.jsonl``, and an atomic checkpoint after every epoch that holds the model,
-optimizer, schedule position, grad scaler and every process's random streams, so ``resume`` continues an
-interrupted run to the same result as an uninterrupted one (bit for bit on the CPU).
+lr schedule (linear warm-up, step decay), gradient clipping, AMP with a grad scaler, a stop on a
+non-finite or exploding loss, the tqdm bar and ``log.jsonl``, and an atomic checkpoint after every epoch
+that holds the model, optimizer, schedule position, grad scaler and every process's random streams, so
+``resume`` continues an interrupted run to the same result as an uninterrupted one (bit for bit on the
+CPU).
 
 What one iteration computes is a *step kind* (``TrainStep``), in the spirit of detectron2's
 ``TrainerBase`` with its ``run_step``:
@@ -29,13 +30,17 @@ from torch import nn
 from tqdm import tqdm
 
 from ..config import TrainConfig
-from ..io import atomic_write_text
+from ..io import atomic_write_text, remove_stale_temporaries
 from . import distributed
 from .checkpoint import atomic_torch_save, load_checkpoint
 from .schedule import lr_factor
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
+#: Training stops when the loss exceeds EXPLOSION_FACTOR times the largest of its first
+#: EXPLOSION_REFERENCE_ITERS values (after a start or a resume): a diverging run, not a noisy one.
+EXPLOSION_FACTOR = 1000.0
+EXPLOSION_REFERENCE_ITERS = 10
 
 
 @dataclass
@@ -127,12 +132,15 @@ class TrainLoop:
         self.step, self.config, self.device = step, config, device
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if (distributed.rank() if step.collective else 0) == 0:
+            remove_stale_temporaries(self.out_dir, depth=1)  # what a killed run left behind
         self.checkpoint_path, self.log_path = self.out_dir / CHECKPOINT_NAME, self.out_dir / LOG_NAME
         self.rank = distributed.rank() if step.collective else 0
         self.world = distributed.world_size() if step.collective else 1
         self.is_main = self.rank == 0
         self.progress = progress and self.is_main
         self.on_step = on_step
+        self.first_losses: list[float] = []  # the reference of the exploding-loss stop
         self.parameters = step.parameters()
         self.optimizer, self.scheduler = sgd_with_schedule(self.parameters, config, iters_per_epoch)
         self.use_amp, self.amp_dtype = amp_settings(device, amp)
@@ -182,7 +190,11 @@ class TrainLoop:
         started, seen, last = time.perf_counter(), 0, len(batches) - 1
         for index, batch in enumerate(bar):
             iteration = self.scheduler.last_epoch  # optimizer steps so far (epochs may differ in length)
-            output = self.step.run(batch)
+            try:
+                output = self.step.run(batch)
+            except FloatingPointError as error:  # e.g. non-finite logits, refused by the loss
+                raise FloatingPointError(f"{error} (epoch {epoch + 1}, iteration {iteration + 1}; lr "
+                                         f"{self.optimizer.param_groups[0]['lr']:.3g})") from error
             reported = self._reported(output, epoch, iteration)
             self._optimize(output)
             seen += output.images
@@ -203,10 +215,19 @@ class TrainLoop:
         values = torch.stack([output.loss.detach(), *[v.detach() for v in output.parts.values()]]).float()
         if self.step.collective:
             values = distributed.mean_over_ranks(values)
+        parts = lambda: {k: round(v.item(), 4) for k, v in zip(output.parts, values[1:])}  # noqa: E731
         if not torch.isfinite(values).all():
-            parts = {k: round(v.item(), 4) for k, v in zip(output.parts, values[1:])}
-            raise FloatingPointError(f"loss is {values[0].item()} at epoch {epoch + 1}, iteration {iteration} "
-                                     f"({parts}); lower the lr or check the data")
+            raise FloatingPointError(f"loss is {values[0].item()} at epoch {epoch + 1}, iteration {iteration + 1} "
+                                     f"({parts()}); lower the lr or check the data")
+        loss = values[0].item()
+        if len(self.first_losses) < EXPLOSION_REFERENCE_ITERS:
+            self.first_losses.append(loss)
+        elif loss > EXPLOSION_FACTOR * max(max(self.first_losses), 1e-3):
+            raise FloatingPointError(
+                f"loss exploded to {loss:.4g} at epoch {epoch + 1}, iteration {iteration + 1} ({parts()}), over "
+                f"{EXPLOSION_FACTOR:g}x its first values (at most {max(self.first_losses):.4g}); the lr "
+                f"({self.optimizer.param_groups[0]['lr']:.3g} at batch size {self.config.batch_size}) is too high: "
+                "lower the lr or the batch size")
         return values
 
     def _optimize(self, output: StepOutput) -> None:

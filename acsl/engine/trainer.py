@@ -59,6 +59,9 @@ def train(
     ``sampler`` (``acsl.data.samplers``; default uniform) gives each epoch's image order; the lr schedule
     counts epochs of its ``nominal_length`` images. ``workers``: the ``DataLoader``'s loading processes.
     """
+    if config.batch_size > len(dataset):  # before anything is created: the scaled lr would make training diverge
+        raise ValueError(f"batch size {config.batch_size} is larger than the training set ({len(dataset)} images in "
+                         f"{getattr(dataset, 'ann_file', 'the dataset')}); give a batch size of at most {len(dataset)}")
     device = resolve_device(device)
     use_amp, amp_dtype = amp_settings(device, amp)
     sampler = sampler or UniformSampler(len(dataset), seed)

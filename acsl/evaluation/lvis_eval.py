@@ -94,6 +94,9 @@ def _check_detections(detections: Any) -> None:
             or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in bbox)
         ):
             raise ValueError(f"detections[{index}]['bbox'] must be 4 finite numbers [x, y, w, h], got {bbox!r}")
+        if bbox[2] < 0 or bbox[3] < 0:
+            raise ValueError(f"detections[{index}]['bbox'] has a negative width or height: {list(bbox)!r}; boxes are "
+                             "[x, y, w, h] (convert [x1, y1, x2, y2] boxes: w = x2 - x1, h = y2 - y1)")
         score = det["score"]
         if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(score):
             raise ValueError(f"detections[{index}]['score'] must be a finite number, got {score!r}")
@@ -184,9 +187,10 @@ def evaluate_lvis(
         when all detections are filtered away).
 
     Raises:
-        ValueError: malformed detections (naming the entry and key), a detection with an
-            unknown ``image_id`` or ``category_id`` (naming it), a category without a
-            valid ``frequency`` field, or a non-positive ``max_dets``.
+        ValueError: malformed detections (naming the entry and key; a negative box width or
+            height too), a detection with an unknown ``image_id`` or ``category_id`` (naming it),
+            ground truth without categories, with an id twice or an annotation without a valid
+            ``area``, a category without a valid ``frequency`` field, or a non-positive ``max_dets``.
     """
     gt_data = load_lvis_gt(gt)
     category_ids = _check_inputs(gt_data, detections, max_dets)
@@ -201,6 +205,7 @@ def _check_inputs(gt_data: Mapping, detections: list[dict], max_dets: int) -> li
     ground truth; return the sorted category ids."""
     _check_max_dets(max_dets)
     _check_detections(detections)
+    _check_ground_truth(gt_data)
     image_ids = {img["id"] for img in gt_data["images"]}
     category_ids = sorted(cat["id"] for cat in gt_data["categories"])
     known_categories = set(category_ids)
@@ -213,6 +218,28 @@ def _check_inputs(gt_data: Mapping, detections: list[dict], max_dets: int) -> li
         if det["category_id"] not in known_categories:
             raise ValueError(f"detections[{index}] has unknown category_id {det['category_id']!r}")
     return category_ids
+
+
+def _check_ground_truth(gt_data: Mapping) -> None:
+    """Refuse ground truth that would give wrong numbers without an error: no category, an id twice (an
+    image, annotation or category), an annotation without a usable ``area`` (the evaluator selects and
+    groups boxes by it)."""
+    if not gt_data["categories"]:
+        raise ValueError("LVIS ground truth has an empty 'categories' list: there is no category to evaluate")
+    for key in ("images", "annotations", "categories"):
+        seen: set = set()
+        for index, record in enumerate(gt_data[key]):
+            if not isinstance(record, Mapping) or "id" not in record:
+                raise ValueError(f"LVIS ground truth {key}[{index}] has no 'id': {record!r:.200}")
+            if record["id"] in seen:
+                raise ValueError(f"LVIS ground truth {key}[{index}] repeats the {key[:-1]} id {record['id']!r}; "
+                                 "each id must appear once")
+            seen.add(record["id"])
+    for index, ann in enumerate(gt_data["annotations"]):
+        area = ann.get("area")
+        if isinstance(area, bool) or not isinstance(area, numbers.Real) or math.isnan(area) or area < 0:
+            raise ValueError(f"LVIS ground truth annotations[{index}] (id {ann['id']!r}) has area {area!r}; expected "
+                             "a number >= 0 (the box's area in pixels)")
 
 
 def _detections_to_evaluate(detections: list[dict], max_dets: int) -> list[dict]:

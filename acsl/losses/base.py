@@ -165,6 +165,23 @@ class ClassificationLoss(nn.Module):
             )
         if labels.shape != logits.shape[:1]:
             raise ValueError(f"{type(self).__name__}: labels must have shape [{logits.shape[0]}], got {tuple(labels.shape)}")
+        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise ValueError(f"{type(self).__name__}: labels must be integer class indices, got dtype {labels.dtype}")
+        if logits.shape[0] == 0:
+            return
+        # One device sync for both checks: labels in 0..C (0 background), every logit finite.
+        low, high, non_finite = torch.stack([labels.min().to(torch.float64), labels.max().to(torch.float64),
+                                             (~torch.isfinite(logits.detach())).sum().to(torch.float64)]).tolist()
+        if low < 0 or high > self.num_classes:
+            bad = labels[(labels < 0) | (labels > self.num_classes)]
+            raise ValueError(f"{type(self).__name__}: labels must lie in 0..{self.num_classes} (0 background, "
+                             f"1..{self.num_classes} the foreground classes), got {bad[:5].tolist()}"
+                             f"{f' and {bad.numel() - 5} more' if bad.numel() > 5 else ''}")
+        if non_finite:
+            rows = (~torch.isfinite(logits.detach())).any(dim=1).nonzero().flatten()
+            raise FloatingPointError(f"{type(self).__name__}: logits hold {int(non_finite)} non-finite values (NaN or "
+                                     f"inf) in {rows.numel()} of {logits.shape[0]} RoIs (first: RoI {rows[0].item()}); "
+                                     "the classifier diverged: lower the lr or check the inputs")
 
 
 class SeededDraws:

@@ -43,6 +43,9 @@ class EQLv2(ClassificationLoss):
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None,
                  gamma: float = 12.0, mu: float = 0.8, alpha: float = 4.0) -> None:
         super().__init__(num_classes, class_frequencies)
+        for name, value in (("gamma", gamma), ("mu", mu), ("alpha", alpha)):
+            if not value >= 0:
+                raise ValueError(f"EQLv2: {name} must be >= 0, got {value!r}")
         self.gamma, self.mu, self.alpha = float(gamma), float(mu), float(alpha)
         self.register_buffer("pos_grad", torch.zeros(num_classes, dtype=torch.float64))
         self.register_buffer("neg_grad", torch.zeros(num_classes, dtype=torch.float64))

@@ -44,6 +44,8 @@ class SeesawLoss(ClassificationLoss):
         super().__init__(num_classes, class_frequencies)
         if p < 0 or q < 0 or eps <= 0:
             raise ValueError(f"Seesaw: p and q must be >= 0 and eps > 0, got p={p!r}, q={q!r}, eps={eps!r}")
+        if not temperature > 0:
+            raise ValueError(f"Seesaw: temperature must be > 0, got {temperature!r}")
         self.p, self.q, self.eps = float(p), float(q), float(eps)
         self.objectness, self.cosine, self.temperature = bool(objectness), bool(cosine), float(temperature)
         # Cumulative instances per column of the seesaw softmax (C classes, or C + 1 with background).

@@ -62,7 +62,10 @@ class LongTailRoIHeads(RoIHeads):
         """Score every (proposal, class) with the loss's test-time rule, drop the background column, decode
         one box per class, then ``select_detections``."""
         scores = self.classification_loss.scores(class_logits)[:, 1:]
-        boxes = self.box_coder.decode(box_regression, proposals)[:, 1:]
+        # [N, C + 1, 4] even for N = 0: torchvision's decode returns a flat [0, 4(C + 1)] tensor when the
+        # whole batch has no proposal, and slicing that would drop a coordinate, not the background.
+        boxes = self.box_coder.decode(box_regression, proposals)
+        boxes = boxes.reshape(box_regression.shape[0], box_regression.shape[1] // 4, 4)[:, 1:]
         return select_detections(scores, boxes, [len(p) for p in proposals], image_shapes,
                                  self.score_thresh, self.nms_thresh, self.detections_per_img)
 

@@ -23,6 +23,7 @@ from ..models.backbones import BACKBONES
 from ..models.classifiers import CLASSIFIER_MODES
 from ..models.detector import ARCHITECTURES
 from ..profiles import get_profile
+from .options import typed_detector_fields, typed_loss_options, typed_sampler_options
 
 # 2: anchors and RoIs sampled per image from (seed, epoch, index); total batch size in the spec.
 SPEC_FORMAT_VERSION = 2
@@ -62,9 +63,7 @@ class ExperimentSpec:
     classifier: str = "stage1"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "detector", tuple(sorted(dict(self.detector).items())))
-        object.__setattr__(self, "loss_options", tuple(sorted(dict(self.loss_options).items())))
-        object.__setattr__(self, "sampler_options", tuple(sorted(dict(self.sampler_options).items())))
+        self._parse_options()
         settings = self.settings  # an unknown profile fails here
         # A total batch equal to the profile's names the same training: drop it, so the hash is the same.
         if self.batch_size is not None and self.batch_size == settings.stage1.batch_size == settings.stage2.batch_size:
@@ -72,6 +71,13 @@ class ExperimentSpec:
         self._check_schedule()
         self._check_detector()
         self._check_loss_and_classifier()
+
+    def _parse_options(self) -> None:
+        """Every option value in its declared type, sorted by name (``acsl.runs.options``): "abc" for a
+        number fails here, naming the option, before anything is built."""
+        object.__setattr__(self, "detector", typed_detector_fields(self.detector))
+        object.__setattr__(self, "loss_options", typed_loss_options(self.loss, self.loss_options))
+        object.__setattr__(self, "sampler_options", typed_sampler_options(self.sampler, self.sampler_options))
 
     @cached_property
     def settings(self) -> Profile:
@@ -87,6 +93,17 @@ class ExperimentSpec:
             raise ValueError("cached=True is the fast decoupled stage 2; it needs stage=2")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (or None for the profile's), got {self.batch_size}")
+        self._check_batch_fits()
+
+    def _check_batch_fits(self) -> None:
+        """A total batch larger than the synthetic training set is refused now (real data: when it is loaded,
+        ``acsl.engine.trainer.train``): its linearly scaled lr would make training diverge."""
+        data = self.settings.data
+        batch = self.train_config().batch_size
+        if isinstance(data, SyntheticConfig) and batch > data.num_train_images:
+            raise ValueError(f"batch_size {batch} is larger than the training set of profile {self.profile!r} "
+                             f"({data.num_train_images} images); give a batch size of at most "
+                             f"{data.num_train_images} (the lr scales with it)")
 
     def _check_detector(self) -> None:
         config = self.detector_config()  # unknown fields, architectures or backbones fail here

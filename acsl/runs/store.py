@@ -3,13 +3,21 @@
 ``<root>/<spec name>-<hash>/`` holds ``checkpoint.pt``, ``log.jsonl``, ``timing.json`` and
 ``metrics.json``. Asking for a spec's metrics returns the stored record, or trains what is missing (the
 stage-1 parent first, then the spec) and evaluates it: spec → run store → metrics JSON.
+
+``metrics.json`` is the deterministic record (the same spec and seed give the same bytes); wall-clock
+times live in ``timing.json`` and are added to the record as ``"timing"`` when it is read. An undefined
+number is stored as ``null`` and read back as NaN. A record or checkpoint that cannot be read is moved
+aside (``<name>.corrupt-<time>``) with a warning naming it, and recomputed; temporaries left by a killed
+process are removed when a store opens.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +26,8 @@ from typing import Any
 from ..data.samplers import build_sampler
 from ..engine import CHECKPOINT_NAME, distributed, load_checkpoint, load_stage1_weights, predict, resolve_device, train
 from ..evaluation import evaluate_lvis
-from ..io import atomic_write_json, ensure_writable_dir
+from ..io import (CorruptRecordError, atomic_write_json, ensure_writable_dir, move_aside, read_json_record,
+                  remove_stale_temporaries)
 from ..losses import LOSSES, build_loss
 from ..models import build_detector
 from ..models.classifiers import apply_stage2_classifier
@@ -69,6 +78,8 @@ class RunStore:
         if workers is not None and workers < 0:
             raise ValueError(f"loader workers must be >= 0 (or None for the profile's), got {workers}")
         self.root = ensure_writable_dir(root, "run store")
+        if distributed.is_main_process():
+            remove_stale_temporaries(self.root, depth=3)  # <root>/<run>/roi_cache/: what a killed process left
         self.data_root = Path(data_root)
         self.device_name = str(device)
         self.device = resolve_device(device)
@@ -81,7 +92,7 @@ class RunStore:
         return self.root / f"{spec.name}-{spec.hash}"
 
     def is_done(self, spec: ExperimentSpec) -> bool:
-        return (self.run_dir(spec) / METRICS_NAME).is_file()
+        return read_record(self.run_dir(spec)) is not None
 
     def datasets(self, spec: ExperimentSpec) -> Datasets:
         """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing;
@@ -94,7 +105,7 @@ class RunStore:
     def checkpoint(self, spec: ExperimentSpec) -> Path:
         """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
         checkpoint = self.run_dir(spec) / CHECKPOINT_NAME
-        if checkpoint.exists() and int(load_checkpoint(checkpoint)["epoch"]) >= spec.train_config().epochs:
+        if _finished_epochs(checkpoint) >= spec.train_config().epochs:
             return checkpoint
         if spec.cached:
             # Everything with collectives first, on every rank: the stage-1 parent and the datasets. Then
@@ -150,9 +161,10 @@ class RunStore:
 
     def metrics(self, spec: ExperimentSpec) -> dict[str, Any]:
         """Stored metrics of ``spec``; trains and evaluates it first when the store has none."""
-        metrics_path = self.run_dir(spec) / METRICS_NAME
-        if metrics_path.is_file():
-            return json.loads(metrics_path.read_text())
+        run_dir = self.run_dir(spec)
+        stored = read_record(run_dir)
+        if stored is not None:
+            return stored
         checkpoint = self.checkpoint(spec)
         train_set, val_set, val_json = self.datasets(spec)
         model = build_model(spec, train_set)
@@ -162,7 +174,7 @@ class RunStore:
         detections = predict(model, val_set, spec.settings.eval_batch_size, self.device, self.progress)
         if not distributed.is_main_process():  # rank 0 scores the gathered detections and writes the record
             distributed.barrier()
-            return json.loads(metrics_path.read_text())
+            return read_record(run_dir)
         metrics, per_class = score_detections(spec, val_json, detections)
         record = {
             "spec": asdict(spec),
@@ -170,13 +182,13 @@ class RunStore:
             "metrics": metrics,
             "per_class_AP": per_class,
             "num_detections": len(detections),
-            "timing": {**read_timings(self.run_dir(spec)), "eval_s": time.perf_counter() - started},
             "device": str(self.device),
             "amp": self.amp and self.device.type == "cuda",
         }
-        atomic_write_json(metrics_path, record)
+        record_timing(run_dir, "eval_s", time.perf_counter() - started, accumulate=False)
+        atomic_write_json(run_dir / METRICS_NAME, record)
         distributed.barrier()
-        return json.loads(metrics_path.read_text())  # the same form a cached read gives
+        return read_record(run_dir)  # the same form a cached read gives
 
 
 def score_detections(spec: ExperimentSpec, val_json: Path, detections: list[dict]) -> tuple[dict, dict]:
@@ -203,13 +215,57 @@ def _evaluate_openimages(val_json: Path, detections: list[dict]) -> dict[str, An
     return evaluate_openimages(truth, detections, hierarchy=hierarchy, expand_detections=False)
 
 
+def _readable(path: Path) -> dict[str, Any] | None:
+    """The JSON record at ``path``; None when it is missing, or corrupt: then it is moved aside with a
+    warning that names it, so the run is recomputed instead of blocked."""
+    try:
+        return read_json_record(path)
+    except FileNotFoundError:
+        return None
+    except CorruptRecordError as error:
+        if not distributed.is_main_process():  # rank 0 moves it aside; every rank recomputes
+            return None
+        aside = move_aside(path)
+        warnings.warn(f"{error}; moved it to {aside.name} and recomputing it", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``metrics.json`` as its readers see it: undefined numbers (``null``) as NaN, and its
+    wall-clock times from ``timing.json`` under ``"timing"``; None when there is no valid record."""
+    record = _readable(Path(run_dir) / METRICS_NAME)
+    if record is None or not isinstance(record.get("metrics"), dict):
+        return None
+    for key in ("metrics", "per_class_AP"):
+        if isinstance(record.get(key), dict):
+            record[key] = {name: math.nan if value is None else value for name, value in record[key].items()}
+    record["timing"] = read_timings(Path(run_dir))
+    return record
+
+
 def read_timings(run_dir: Path) -> dict[str, float]:
-    path = run_dir / TIMING_NAME
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The run's wall-clock times (``timing.json``: train_s, cache_s, eval_s), {} when none are stored."""
+    return _readable(run_dir / TIMING_NAME) or {}
 
 
-def record_timing(run_dir: Path, key: str, seconds: float) -> None:
-    """Add ``seconds`` to ``key`` in the run's ``timing.json`` (kept apart from its metrics)."""
+def record_timing(run_dir: Path, key: str, seconds: float, accumulate: bool = True) -> None:
+    """Add ``seconds`` to ``key`` in the run's ``timing.json`` (kept apart from its metrics), or with
+    ``accumulate=False`` set it."""
     timings = read_timings(run_dir)
-    timings[key] = timings.get(key, 0.0) + seconds
+    timings[key] = (timings.get(key, 0.0) if accumulate else 0.0) + seconds
     atomic_write_json(run_dir / TIMING_NAME, timings)
+
+
+def _finished_epochs(checkpoint: Path) -> int:
+    """The epochs a stored checkpoint has finished; 0 when there is none, or when it cannot be read: then
+    it is moved aside with a warning that names it, so training starts again instead of failing for good."""
+    if not checkpoint.exists():
+        return 0
+    try:
+        return int(load_checkpoint(checkpoint)["epoch"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        if not distributed.is_main_process():
+            return 0
+        aside = move_aside(checkpoint)
+        warnings.warn(f"{error}; moved it to {aside.name} and training again", RuntimeWarning, stacklevel=3)
+        return 0

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from acsl.config import SyntheticConfig
+from acsl.io import remove_stale_temporaries
 
 from .categories import design_categories
 from .splits import category_records, generate_split
@@ -163,11 +164,13 @@ def generate_benchmark(
     config (or unrelated content) raises :class:`SyntheticDatasetExistsError`.
     """
     root = Path(root).absolute()
+    if root.parent.is_dir():
+        remove_stale_temporaries(root.parent, depth=1)  # what a killed generator left behind
     done = _existing(root, config)
     if done is not None:
         return done
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-pid{os.getpid()}-", dir=root.parent))
     try:
         _write_benchmark(SyntheticBenchmark.at(tmp), config, progress)
         if root.exists():
