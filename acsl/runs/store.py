@@ -239,7 +239,9 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
     for key in ("metrics", "per_class_AP"):
         if isinstance(record.get(key), dict):
             record[key] = {name: math.nan if value is None else value for name, value in record[key].items()}
-    record["timing"] = read_timings(Path(run_dir))
+    # A record written before timing.json held every time keeps its own eval_s.
+    stored = record.get("timing") if isinstance(record.get("timing"), dict) else {}
+    record["timing"] = {**stored, **read_timings(Path(run_dir))}
     return record
 
 
