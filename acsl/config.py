@@ -1,7 +1,8 @@
 """The configuration of an experiment as plain, frozen dataclasses; this module imports no torch.
 
 - ``SyntheticConfig``: size and seed of the synthetic long-tail benchmark (docs/ARCHITECTURE.md, "The
-  synthetic benchmark"); ``LVISData``: real LVIS annotations over COCO 2017 images.
+  synthetic benchmark"); ``LVISData``: real LVIS annotations over COCO 2017 images; ``OpenImagesData``:
+  the real Open Images Challenge 2019 files.
 - ``DetectorConfig``: the detector's scale knobs (the paper's §5 values are the defaults).
 - ``TrainConfig``: one training stage's schedule (paper §5: SGD, warm-up, step decay, clipping).
 - ``Profile``: one row of ``acsl.profiles.PROFILES``: data, detector and the two stages' schedules,
@@ -35,7 +36,8 @@ MAX_CATEGORIES = 320
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and seed of the synthetic benchmark (docs/ARCHITECTURE.md, "The synthetic benchmark"). Defaults are the ``quick`` profile.
+    """Size and seed of the synthetic benchmark (docs/ARCHITECTURE.md, "The synthetic benchmark"). Defaults
+    are the ``quick`` profile.
 
     num_categories: foreground categories C (2..320).
     num_train_images / num_val_images: images per split (>= 1).
@@ -90,7 +92,8 @@ class SyntheticConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Scale knobs of the detector; profiles set them (the paper's §4.2 values are the defaults)."""
+    """Scale knobs of the detector; profiles set them (the paper's values are the defaults,
+    docs/ARCHITECTURE.md, "Training recipe")."""
 
     architecture: str = "faster_rcnn"  # or "cascade_rcnn" (three heads, Cai & Vasconcelos)
     backbone: str = "resnet50"
@@ -248,7 +251,7 @@ def _json_number(text: str, fail: ValueError) -> Any:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training stage's schedule (paper §4.2 gives the values; docs/ARCHITECTURE.md, "Training recipe")."""
+    """One training stage's schedule (docs/ARCHITECTURE.md, "Training recipe", gives the paper's values)."""
 
     epochs: int = 12
     batch_size: int = 16
@@ -296,11 +299,24 @@ class LVISData:
 
 
 @dataclass(frozen=True)
+class OpenImagesData:
+    """The real Open Images Challenge ``challenge`` object-detection files (500 classes, the label
+    hierarchy, verified image-level labels) in the layout ``acsl data download openimages`` creates under
+    the data root, with the images in ``<root>/openimages/images/{train,validation}/<ImageID>.jpg``."""
+
+    challenge: str = "2019"
+
+    def __post_init__(self) -> None:
+        if self.challenge != "2019":
+            raise ValueError(f"OpenImagesData.challenge must be '2019', got {self.challenge!r}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """One named scale of every experiment (``acsl.profiles.PROFILES``); profiles decide scale, never code paths."""
 
     name: str
-    data: SyntheticConfig | LVISData
+    data: SyntheticConfig | LVISData | OpenImagesData
     detector: DetectorConfig
     stage1: TrainConfig
     stage2: TrainConfig

@@ -104,14 +104,19 @@ def reproduce(
     notebooks_dir: Path = NOTEBOOKS_DIR,
     progress: bool = True,
     processes: int = 1,
+    max_iters: int | None = None,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks in ``profile`` and publish them into ``reports_dir``.
 
     ``processes`` > 1 is passed to the notebooks that train (their ``processes`` parameter); their run
-    store then trains each run with ``torchrun --nproc_per_node processes``."""
+    store then trains each run with ``torchrun --nproc_per_node processes``. ``max_iters`` is passed to
+    the notebooks that train (their ``max_iters`` parameter): their run store stops every training after
+    that many iterations, a sanity run stored apart from the full runs."""
     get_profile(profile)
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
+    if max_iters is not None and max_iters < 1:
+        raise ValueError(f"max_iters must be >= 1 (or None), got {max_iters}")
     notebooks = select_notebooks(only, notebooks_dir)
     reports = ensure_writable_dir(reports_dir, "reports").resolve()
     staging = reports / ".staging"
@@ -127,6 +132,8 @@ def reproduce(
     }
     if processes > 1:
         parameters["processes"] = processes
+    if max_iters is not None:
+        parameters["max_iters"] = max_iters
     results: list[NotebookResult] = []
     try:
         for notebook in notebooks:

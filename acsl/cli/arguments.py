@@ -36,7 +36,14 @@ def spec_from_arguments(args: argparse.Namespace) -> ExperimentSpec:
                           stage=args.stage, schedule=args.schedule, seed=args.seed, batch_size=args.batch_size,
                           cached=args.cached_stage2, sampler=args.sampler, classifier=args.classifier,
                           sampler_options=tuple(parse_option(text, "sampler option") for text in args.sampler_option),
-                          detector=tuple(parse_option(text, "detector field") for text in args.detector))
+                          detector=tuple(parse_option(text, "detector field") for text in args.detector),
+                          **bound_arguments(args))
+
+
+def bound_arguments(args: argparse.Namespace) -> dict:
+    """The spec fields of a bounded run (``--max-iters``, ``--subset``) and of the smaller cache."""
+    return {"max_iters": getattr(args, "max_iters", None), "subset": getattr(args, "subset", None),
+            "cache_flips": not getattr(args, "cache_no_flips", False)}
 
 
 def spec_arguments(spec: ExperimentSpec) -> list[str]:
@@ -57,4 +64,9 @@ def spec_arguments(spec: ExperimentSpec) -> list[str]:
         arguments += ["--detector", f"{key}={json.dumps(value)}"]
     for key, value in spec.loss_options:
         arguments += ["--option", f"{key}={json.dumps(value)}"]
+    for flag, value in (("--max-iters", spec.max_iters), ("--subset", spec.subset)):
+        if value is not None:
+            arguments += [flag, str(value)]
+    if not spec.cache_flips:
+        arguments.append("--cache-no-flips")
     return arguments

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--images", default=None,
                        help="openimages: the folder of <ImageID>.jpg (default <root>/openimages/images/<split>)")
     check.add_argument("--all-images", action="store_true", help="decode every image, not a sample")
+    check.add_argument("--examples", type=int, default=5, metavar="N",
+                       help="problems shown per kind (every kind is counted; image problems come first)")
 
     for name, help_text in (("train", "train one experiment (stage 1 or 2)"), ("eval", "train if needed, then evaluate one experiment")):
         cmd = sub.add_parser(name, help=help_text)
@@ -59,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "a scale per class (LWS)")
         cmd.add_argument("--cached-stage2", action="store_true",
                          help="stage 2 on box-head features cached from the frozen stage-1 detector (fast)")
+        cmd.add_argument("--cache-no-flips", action="store_true",
+                         help="with --cached-stage2: cache the unflipped RoIs only (half the disk)")
+        cmd.add_argument("--cache-limit-gb", type=float, default=None,
+                         help="refuse a RoI-feature cache above this size (default: $ACSL_CACHE_LIMIT_GB, else the free disk)")
+        cmd.add_argument("--max-iters", type=int, default=None, metavar="N",
+                         help="stop training after N iterations (a bounded sanity run, stored apart from full runs)")
+        cmd.add_argument("--subset", type=int, default=None, metavar="N",
+                         help="train and evaluate on the first N images of train and of val (stored apart from full runs)")
         cmd.add_argument("--seed", type=int, default=0)
         cmd.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: cuda:LOCAL_RANK)")
         cmd.add_argument("--run-store", default="runs")
@@ -78,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default="auto")
     rep.add_argument("--processes", type=int, default=1,
                      help="train each run with this many processes (torchrun), for notebooks that take the parameter")
+    rep.add_argument("--max-iters", type=int, default=None, metavar="N",
+                     help="stop every training after N iterations (a sanity run; stored apart from full runs), for "
+                          "notebooks that take the parameter")
     return parser
 
 
@@ -98,8 +111,6 @@ def _data(args: argparse.Namespace) -> int:
         return 0
     if args.name == "openimages":
         return _check_openimages(args)
-    from ..data.check import check_lvis, format_report
-
     versions = {"lvis-v0.5": "v0.5", "lvis-v1": "v1"}
     if args.name not in versions:
         raise ValueError(f"unknown dataset {args.name!r} for `data check`; choose one of {', '.join(versions)}")
@@ -109,10 +120,11 @@ def _data(args: argparse.Namespace) -> int:
     image_root = Path(args.root) / "coco"
     if versions[args.name] == "v0.5":
         image_root = image_root / f"{args.split}2017"
-    problems = check_lvis(ann_file, image_root, version=versions[args.name],
-                          check_images="all" if args.all_images else True)
-    print(format_report(problems))
-    return 1 if problems else 0
+    from ..data.check_report import check_report
+
+    report = check_report(ann_file, image_root, version=versions[args.name], check_images="all" if args.all_images else True)
+    print(report.format(args.examples))
+    return 1 if report.num_problems else 0
 
 
 def _check_openimages(args: argparse.Namespace) -> int:
@@ -146,14 +158,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in ("train", "eval"):
             from ..engine import distributed
             from ..runs import RunStore
+            from ..runs.identity import data_identity
             from .arguments import spec_from_arguments
 
             spec = spec_from_arguments(args)
             # Under `torchrun --nproc_per_node K -m acsl train ...` every process joins the group here.
             with distributed.process_group(args.device) as device:
+                data_identity(spec, args.data_root)  # real data that is missing fails here, before anything
                 store = RunStore(args.run_store, data_root=args.data_root, device=str(device),
                                  progress=not args.no_progress, amp=not args.no_amp, channels_last=args.channels_last,
-                                 workers=args.workers)
+                                 workers=args.workers, cache_limit_gb=args.cache_limit_gb)
                 if args.command == "train":
                     result = str(store.checkpoint(spec))
                 else:
@@ -165,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             started = time.perf_counter()
             results = reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root, args.device,
-                                processes=args.processes)
+                                processes=args.processes, max_iters=args.max_iters)
             for result in results:
                 print(f"{result.name:32s} {result.wall_s:8.1f} s   {result.title}")
             print(f"total {time.perf_counter() - started:.1f} s; open {args.reports}/index.html")

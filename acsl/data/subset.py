@@ -1,18 +1,28 @@
-"""The first images of a dataset, for runs bounded by iterations (benchmarks, the GPU check)."""
+"""The first images of a dataset, for runs bounded by images (``--subset N``, benchmarks, the GPU check)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 
 class FirstImages(torch.utils.data.Dataset):
     """The first ``count`` items of ``dataset``; ``set_epoch``, ``is_flipped`` and ``get`` (per-epoch and
-    explicit flips) pass through, and ``image_labels`` (for image samplers) is cut to the same items."""
+    explicit flips) pass through, ``image_labels`` (for image samplers), ``image_ids`` and the class
+    statistics a loss takes (``image_counts``, ``instance_counts``) are those of the same items; every
+    other attribute (categories, ``frequencies`` from the full dataset's ``frequency`` field, label maps)
+    is the dataset's."""
 
     def __init__(self, dataset, count: int) -> None:
         if count < 1:
             raise ValueError(f"FirstImages needs count >= 1, got {count}")
         self.dataset, self.count = dataset, min(count, len(dataset))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("dataset", "count"):  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
     def __len__(self) -> int:
         return self.count
@@ -39,6 +49,31 @@ class FirstImages(torch.utils.data.Dataset):
     @property
     def image_labels(self) -> list[tuple[int, ...]]:
         return self.dataset.image_labels[: self.count]
+
+    @property
+    def image_ids(self) -> list[int]:
+        return list(self.dataset.image_ids[: self.count])
+
+    def _annotations(self) -> list[dict]:
+        index = self.dataset.lvis.img_ann_map
+        return [a for image_id in self.image_ids for a in index.get(image_id, [])]
+
+    @property
+    def image_counts(self) -> list[int]:
+        """Per label 1..C: images among these items that contain the class."""
+        counts = [0] * self.dataset.num_classes
+        for labels in self.image_labels:
+            for label in labels:
+                counts[label - 1] += 1
+        return counts
+
+    @property
+    def instance_counts(self) -> list[int]:
+        """Per label 1..C: boxes of the class among these items."""
+        counts = [0] * self.dataset.num_classes
+        for annotation in self._annotations():
+            counts[self.dataset.category_id_to_label[annotation["category_id"]] - 1] += 1
+        return counts
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)

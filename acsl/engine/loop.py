@@ -124,12 +124,15 @@ def truncate_log(path: Path, last_iteration: int) -> None:
 class TrainLoop:
     """Runs ``step`` for ``config.epochs`` epochs of ``iters_per_epoch`` nominal iterations (the lr
     schedule's epoch length) and checkpoints into ``out_dir``. ``on_step(global_iteration)`` is called after
-    every optimizer step."""
+    every optimizer step. ``max_iters`` (a bounded sanity run) stops after that many optimizer steps, logs
+    that iteration and checkpoints there; the checkpoint records ``iteration`` and ``max_iters``."""
 
     def __init__(self, step: TrainStep, config: TrainConfig, out_dir: str | Path, iters_per_epoch: int, *,
                  seed: int, device: torch.device, amp: bool = True, resume: bool = True, progress: bool = True,
-                 on_step: Callable[[int], None] | None = None) -> None:
-        self.step, self.config, self.device = step, config, device
+                 on_step: Callable[[int], None] | None = None, max_iters: int | None = None) -> None:
+        if max_iters is not None and max_iters < 1:
+            raise ValueError(f"max_iters must be >= 1 (or None), got {max_iters}")
+        self.step, self.config, self.device, self.max_iters = step, config, device, max_iters
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if (distributed.rank() if step.collective else 0) == 0:
@@ -179,9 +182,14 @@ class TrainLoop:
         """Train the remaining epochs; returns the checkpoint's path."""
         self.step.start()
         for epoch in range(self.start_epoch, self.config.epochs):
+            if self._reached_max_iters():
+                break
             self._run_epoch(epoch)
             self._save(epoch + 1)
         return self.checkpoint_path
+
+    def _reached_max_iters(self) -> bool:
+        return self.max_iters is not None and self.scheduler.last_epoch >= self.max_iters
 
     def _run_epoch(self, epoch: int) -> None:
         batches = self.step.batches(epoch)
@@ -201,12 +209,15 @@ class TrainLoop:
             images_per_s = seen / max(time.perf_counter() - started, 1e-9)
             values = reported.tolist()
             bar.set_postfix(loss=f"{values[0]:.3f}", img_s=f"{images_per_s:.1f}", refresh=False)
-            if self.is_main and (index % self.config.log_every == 0 or index == last):
+            stop = self.max_iters is not None and iteration + 1 >= self.max_iters
+            if self.is_main and (index % self.config.log_every == 0 or index == last or stop):
                 self._log({"stage": self.step.stage, **self.step.log_fields, "epoch": epoch + 1,
                            "iteration": iteration + 1, "lr": self.optimizer.param_groups[0]["lr"], "loss": values[0],
                            **dict(zip(output.parts, values[1:])), "images_per_s": images_per_s})
             if self.on_step is not None:
                 self.on_step(iteration + 1)
+            if stop:
+                break
         bar.close()
 
     def _reported(self, output: StepOutput, epoch: int, iteration: int) -> torch.Tensor:
@@ -254,6 +265,7 @@ class TrainLoop:
                 "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": epochs_done, "stage": self.step.stage, "config": asdict(self.config),
+                "iteration": self.scheduler.last_epoch, "max_iters": self.max_iters,
                 "world_size": self.world, "rng": _rng_state(self.device),
                 "ranks": ranks,  # every process's random streams and loss state, for an exact resume
                 **self.step.log_fields,

@@ -49,6 +49,7 @@ def train(
     on_step: Callable[[int], None] | None = None,
     sampler: UniformSampler | None = None,
     workers: int = 0,
+    max_iters: int | None = None,
 ) -> Path:
     """Train ``model`` on ``dataset`` for ``config.epochs`` epochs; returns the final checkpoint's path.
 
@@ -58,6 +59,7 @@ def train(
     (a finished run returns at once). ``on_step(global_iteration)`` is called after every optimizer step.
     ``sampler`` (``acsl.data.samplers``; default uniform) gives each epoch's image order; the lr schedule
     counts epochs of its ``nominal_length`` images. ``workers``: the ``DataLoader``'s loading processes.
+    ``max_iters``: stop after that many iterations (a bounded sanity run; the schedule stays the config's).
     """
     if config.batch_size > len(dataset):  # before anything is created: the scaled lr would make training diverge
         raise ValueError(f"batch size {config.batch_size} is larger than the training set ({len(dataset)} images in "
@@ -69,4 +71,4 @@ def train(
                         amp_dtype=amp_dtype, use_amp=use_amp, channels_last=channels_last, workers=workers)
     iters_per_epoch = math.ceil(sampler.nominal_length / config.batch_size)
     return TrainLoop(step, config, out_dir, iters_per_epoch, seed=seed, device=device, amp=amp, resume=resume,
-                     progress=progress, on_step=on_step).run()
+                     progress=progress, on_step=on_step, max_iters=max_iters).run()

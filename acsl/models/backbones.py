@@ -17,11 +17,15 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from torch import nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
 from torchvision.models.resnet import BasicBlock
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from .weights import torchvision_weights
 
 TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext101_64x4d")
 NARROW_WIDTHS = (16, 32, 64, 128)
@@ -82,12 +86,13 @@ def build_backbone(
 
             weights = get_model_weights(name).DEFAULT
         frozen = pretrained_backbone or frozen_norm
-        backbone = resnet_fpn_backbone(
-            backbone_name=name,
-            weights=weights,
-            norm_layer=FrozenBatchNorm2d if frozen else nn.BatchNorm2d,
-            trainable_layers=3 if frozen else 5,
-        )
+        with torchvision_weights(weights.url, f"torchvision's ImageNet {name}") if weights else nullcontext():
+            backbone = resnet_fpn_backbone(
+                backbone_name=name,
+                weights=weights,
+                norm_layer=FrozenBatchNorm2d if frozen else nn.BatchNorm2d,
+                trainable_layers=3 if frozen else 5,
+            )
         if fpn_channels != backbone.out_channels:
             raise ValueError(f"backbone {name!r} uses torchvision's FPN width 256, got fpn_channels={fpn_channels}")
         return backbone

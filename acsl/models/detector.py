@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,6 +27,7 @@ from .cascade import CascadeRoIHeads
 from .roi_heads import LongTailRoIHeads
 from .classifiers import install_classifier
 from .sampling import SAMPLING_KEY, KeyedBalancedSampler
+from .weights import load_weights_file, torchvision_weights
 
 
 class LongTailFasterRCNN(GeneralizedRCNN):
@@ -144,28 +144,19 @@ def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
     docs/ARCHITECTURE.md, "Training recipe"). The predictor keeps its fresh C + 1 outputs.
 
     ``init`` is ``"torchvision-coco"`` — torchvision's ``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``,
-    downloaded once into ``$TORCH_HOME/hub/checkpoints`` (on a machine without internet, copy
+    downloaded once into ``torch.hub.get_dir()``/checkpoints (on a machine without internet, copy
     ``fasterrcnn_resnet50_fpn_coco-258fb6c6.pth`` there) — or the path of a saved state dict (a
-    torchvision Faster R-CNN's, or an acsl checkpoint with a ``"model"`` entry).
+    torchvision Faster R-CNN's, or an acsl checkpoint with a ``"model"`` entry). A missing, corrupt or
+    truncated file raises ``acsl.models.weights.WeightsFileError`` naming it and the remedies.
     """
     if init == TORCHVISION_COCO:
         from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
-        try:
-            state = FasterRCNN_ResNet50_FPN_Weights.COCO_V1.get_state_dict(progress=True, check_hash=True)
-        except OSError as error:
-            raise RuntimeError(
-                f"cannot fetch torchvision's COCO-trained Faster R-CNN ({FasterRCNN_ResNet50_FPN_Weights.COCO_V1.url}): "
-                f"{error}; without internet, copy that file into $TORCH_HOME/hub/checkpoints or set the detector's "
-                "init to the path of a local copy"
-            ) from error
+        weights = FasterRCNN_ResNet50_FPN_Weights.COCO_V1
+        with torchvision_weights(weights.url, "torchvision's COCO-trained Faster R-CNN R50-FPN"):
+            state = weights.get_state_dict(progress=True, check_hash=True)
     else:
-        path = Path(init)
-        if not path.is_file():
-            raise FileNotFoundError(f"detector init weights not found: {path} (expected '{TORCHVISION_COCO}' or a file)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and isinstance(state.get("model"), dict):
-            state = state["model"]
+        state = load_weights_file(init)
     own = model.state_dict()
     # The fresh C + 1 predictor keeps its initialisation; Cascade R-CNN's three heads have no counterpart
     # in a Faster R-CNN, so there only the backbone, FPN and RPN are loaded.

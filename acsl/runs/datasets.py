@@ -1,13 +1,17 @@
-"""The datasets of a spec: the synthetic benchmark generated from its seed, or real LVIS files under the
-data root; the Open Images track's files beside the benchmark (docs/ARCHITECTURE.md, "How a run flows")."""
+"""The datasets of a spec: the synthetic benchmark generated from its seed, or real LVIS or Open Images files
+under the data root; the Open Images track's files beside the benchmark (docs/ARCHITECTURE.md, "How a run
+flows"). A spec with ``subset`` N sees the first N images of train and of val, and is scored on those."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from ..config import LVISData, SyntheticConfig
+from ..config import LVISData, OpenImagesData, SyntheticConfig
 from ..data import LVISDetection, generate_benchmark
+from ..data.subset import FirstImages
 from ..data.synthetic import SyntheticBenchmark
 from ..engine import distributed
 from ..profiles import get_profile
@@ -54,15 +58,42 @@ def _synthetic_files(spec: ExperimentSpec, data_root: Path, progress: bool) -> t
     return (train_json, bench.train_images), (val_json, bench.val_images)
 
 
+def data_files(spec: ExperimentSpec, data_root: str | Path,
+               progress: bool = True) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
+    """((train annotations, image root), (val annotations, image root)) of the spec's profile: real files
+    found (Open Images converted once to the LVIS format) or the benchmark generated; a
+    ``DataMissingError`` names real data that is missing."""
+    data = spec.settings.data
+    if isinstance(data, LVISData):
+        return lvis_files(data.version, data_root)
+    if isinstance(data, OpenImagesData):
+        from ..data.openimages_lvis import openimages_lvis_files
+
+        with distributed.main_process_first():  # rank 0 converts, the others then read
+            return openimages_lvis_files(data_root)
+    return _synthetic_files(spec, Path(data_root), progress)
+
+
 def load_datasets(spec: ExperimentSpec, data_root: str | Path, progress: bool = True) -> Datasets:
     """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing; the
-    training set flips with the probability of the spec's stage."""
+    training set flips with the probability of the spec's stage; ``spec.subset``: the first N of each."""
     profile = spec.settings
     hflip = profile.stage2.hflip_prob if spec.stage == 2 else profile.stage1.hflip_prob
-    if isinstance(profile.data, LVISData):
-        (train_json, train_images), (val_json, val_images) = lvis_files(profile.data.version, data_root)
-    else:
-        (train_json, train_images), (val_json, val_images) = _synthetic_files(spec, Path(data_root), progress)
+    (train_json, train_images), (val_json, val_images) = data_files(spec, data_root, progress)
     train_set = LVISDetection(train_json, train_images, train=True, hflip_prob=hflip, seed=spec.seed)
     val_set = LVISDetection(val_json, val_images)
+    if spec.subset is not None:
+        return FirstImages(train_set, spec.subset), FirstImages(val_set, spec.subset), Path(val_json)
     return train_set, val_set, Path(val_json)
+
+
+def evaluation_truth(val_set, val_json: Path) -> Path | dict[str, Any]:
+    """The ground truth a run is scored on: the val file, or for a subset run its images alone (so a
+    bounded run is never scored as if it had seen the whole val set)."""
+    if not isinstance(val_set, FirstImages):
+        return val_json
+    truth = json.loads(Path(val_json).read_text())
+    kept = set(val_set.image_ids)
+    truth["images"] = [image for image in truth["images"] if image["id"] in kept]
+    truth["annotations"] = [a for a in truth["annotations"] if a["image_id"] in kept]
+    return truth

@@ -32,7 +32,8 @@ OptionValue = float | int | bool | str
 
 # Fields added after SPEC_FORMAT_VERSION 2 with their defaults: a spec that leaves them at the default
 # hashes as before they existed, so stored runs stay valid.
-_LATER_FIELDS = {"sampler": "uniform", "sampler_options": (), "classifier": "stage1"}
+_LATER_FIELDS = {"sampler": "uniform", "sampler_options": (), "classifier": "stage1",
+                 "max_iters": None, "subset": None, "cache_flips": True}
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ class ExperimentSpec:
     only) trains the classifier on box-head features cached once from the frozen stage-1 detector
     (``acsl.engine.roi_cache``) instead of running the detector every step. ``detector`` overrides
     fields of the profile's ``DetectorConfig`` (e.g. ``(("architecture", "cascade_rcnn"),
-    ("backbone", "resnet101"))`` for Table 3).
+    ("backbone", "resnet101"))`` for Table 3). ``max_iters`` stops training after that many iterations
+    and ``subset`` keeps the first N images of train and of val (bounded sanity runs: they hash apart
+    from full runs, and a stage-2 spec's parent is bounded alike). ``cache_flips=False`` (with ``cached``)
+    caches the unflipped RoIs only, half the cache (``acsl.engine.roi_cache``).
     """
 
     profile: str
@@ -61,6 +65,9 @@ class ExperimentSpec:
     sampler: str = "uniform"
     sampler_options: tuple[tuple[str, OptionValue], ...] = ()
     classifier: str = "stage1"
+    max_iters: int | None = None
+    subset: int | None = None
+    cache_flips: bool = True
 
     def __post_init__(self) -> None:
         self._parse_options()
@@ -69,6 +76,7 @@ class ExperimentSpec:
         if self.batch_size is not None and self.batch_size == settings.stage1.batch_size == settings.stage2.batch_size:
             object.__setattr__(self, "batch_size", None)
         self._check_schedule()
+        self._check_bounds()
         self._check_detector()
         self._check_loss_and_classifier()
 
@@ -105,6 +113,14 @@ class ExperimentSpec:
                              f"({data.num_train_images} images); give a batch size of at most "
                              f"{data.num_train_images} (the lr scales with it)")
 
+    def _check_bounds(self) -> None:
+        for field in ("max_iters", "subset"):
+            value = getattr(self, field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{field} must be a positive integer (or None: unbounded), got {value!r}")
+        if not self.cache_flips and not self.cached:
+            raise ValueError("cache_flips=False shrinks the RoI-feature cache of the fast stage 2; it needs cached=True")
+
     def _check_detector(self) -> None:
         config = self.detector_config()  # unknown fields, architectures or backbones fail here
         if self.cached and config.architecture != "faster_rcnn":
@@ -134,18 +150,20 @@ class ExperimentSpec:
         if self.stage == 1:
             return None
         return ExperimentSpec(profile=self.profile, loss=self.settings.baseline_loss, seed=self.seed,
-                              batch_size=self.batch_size, detector=self.detector)
+                              batch_size=self.batch_size, detector=self.detector, max_iters=self.max_iters,
+                              subset=self.subset)
 
     @property
     def name(self) -> str:
         options = "-".join(f"{k}{v}" for k, v in self.loss_options)
         batch = f"batch{self.batch_size}" if self.batch_size is not None else ""
-        cached = "cached" if self.cached else ""
+        cached = ("cached" if self.cache_flips else "cached-noflip") if self.cached else ""
+        bounds = "".join(f"-{k}{v}" for k, v in (("iters", self.max_iters), ("subset", self.subset)) if v is not None)
         sampler = "" if self.sampler == "uniform" else self.sampler + "".join(f"-{k}{v}" for k, v in self.sampler_options)
         classifier = "" if self.classifier == "stage1" else self.classifier
         detector = "-".join(str(v) for k, v in self.detector if k in ("architecture", "backbone"))
         return "_".join(p for p in (self.profile, detector, f"stage{self.stage}", self.loss, options, sampler, classifier,
-                                    f"{self.schedule}x", batch, cached, f"seed{self.seed}") if p)
+                                    f"{self.schedule}x", batch, cached, f"seed{self.seed}{bounds}") if p)
 
     def detector_config(self) -> DetectorConfig:
         """The profile's detector with this spec's overrides."""

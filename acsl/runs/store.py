@@ -1,8 +1,10 @@
 """The run store: a directory of runs keyed by spec hash (docs/ARCHITECTURE.md, "How a run flows").
 
-``<root>/<spec name>-<hash>/`` holds ``checkpoint.pt``, ``log.jsonl``, ``timing.json`` and
-``metrics.json``. Asking for a spec's metrics returns the stored record, or trains what is missing (the
-stage-1 parent first, then the spec) and evaluates it: spec → run store → metrics JSON.
+``<root>/<spec name>-<key>/`` holds ``checkpoint.pt``, ``log.jsonl``, ``timing.json`` and
+``metrics.json``; the key is the spec hash, and on real data the spec hash with the identity of the data
+(``acsl.runs.identity``; the dir's ``data.json`` records it). Asking for a spec's metrics returns the
+stored record, or trains what is missing (the stage-1 parent first, then the spec) and evaluates it:
+spec → run store → metrics JSON.
 
 ``metrics.json`` is the deterministic record (the same spec and seed give the same bytes); wall-clock
 times live in ``timing.json`` and are added to the record as ``"timing"`` when it is read. An undefined
@@ -16,6 +18,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -31,7 +34,8 @@ from ..io import (CorruptRecordError, atomic_write_json, ensure_writable_dir, mo
 from ..losses import LOSSES, build_loss
 from ..models import build_detector
 from ..models.classifiers import apply_stage2_classifier
-from .datasets import Datasets, load_datasets
+from .datasets import Datasets, evaluation_truth, load_datasets
+from .identity import bounded, checkpoint_finished, data_identity, record_data, run_key, stale_run_notes
 from .spec import ExperimentSpec
 
 METRICS_NAME = "metrics.json"
@@ -70,11 +74,14 @@ class RunStore:
     process (which may itself be one of torchrun's). ``amp`` and ``channels_last`` (CUDA only) and the
     loader's ``workers`` (None: the profile's ``loader_workers``) do not change a run's result beyond
     numeric precision, so they are not part of a spec's hash; ``metrics.json`` records the device and
-    precision."""
+    precision. ``max_iters`` bounds every spec asked for that is not bounded already (``acsl reproduce
+    --max-iters``): the bounded spec is what is stored. ``cache_limit_gb``: the largest RoI-feature cache
+    the fast stage 2 may write (``acsl.engine.roi_cache``)."""
 
     def __init__(self, root: str | Path = "runs", data_root: str | Path = "data", device: str = "auto",
                  progress: bool = True, launcher: Launcher | None = None, amp: bool = True,
-                 channels_last: bool = False, workers: int | None = None) -> None:
+                 channels_last: bool = False, workers: int | None = None, max_iters: int | None = None,
+                 cache_limit_gb: float | None = None) -> None:
         if workers is not None and workers < 0:
             raise ValueError(f"loader workers must be >= 0 (or None for the profile's), got {workers}")
         self.root = ensure_writable_dir(root, "run store")
@@ -87,9 +94,26 @@ class RunStore:
         self.launcher = launcher
         self.amp, self.channels_last, self.workers = amp, channels_last, workers
         self._loaded: dict[tuple, Datasets] = {}
+        self.max_iters, self.cache_limit_gb = max_iters, cache_limit_gb
+        self._identities: dict[str, dict | None] = {}
+        self._noted: set[str] = set()
+
+    def data_identity(self, spec: ExperimentSpec) -> dict | None:
+        """The identity of the spec's real data (None: synthetic), computed once per profile and store."""
+        if spec.profile not in self._identities:
+            self._identities[spec.profile] = data_identity(spec, self.data_root, self.progress)
+        return self._identities[spec.profile]
 
     def run_dir(self, spec: ExperimentSpec) -> Path:
-        return self.root / f"{spec.name}-{spec.hash}"
+        """``<root>/<name>-<key>``; stored runs of the spec on other data are named in a note, never used."""
+        spec = bounded(spec, self.max_iters)
+        identity = self.data_identity(spec)
+        key = run_key(spec, identity)
+        if key not in self._noted and distributed.is_main_process():
+            self._noted.add(key)
+            for note in stale_run_notes(self.root, spec, key, identity):
+                print(note, file=sys.stderr)
+        return self.root / f"{spec.name}-{key}"
 
     def is_done(self, spec: ExperimentSpec) -> bool:
         return read_record(self.run_dir(spec)) is not None
@@ -97,16 +121,20 @@ class RunStore:
     def datasets(self, spec: ExperimentSpec) -> Datasets:
         """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing;
         loaded once per store (real LVIS annotation files take a while to parse)."""
-        key = (spec.profile, spec.seed, spec.stage)
+        key = (spec.profile, spec.seed, spec.stage, spec.subset)
         if key not in self._loaded:
             self._loaded[key] = load_datasets(spec, self.data_root, self.progress)
         return self._loaded[key]
 
     def checkpoint(self, spec: ExperimentSpec) -> Path:
         """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
+        spec = bounded(spec, self.max_iters)
         checkpoint = self.run_dir(spec) / CHECKPOINT_NAME
-        if _finished_epochs(checkpoint) >= spec.train_config().epochs:
+        if _finished(checkpoint, spec):
             return checkpoint
+        if distributed.is_main_process():
+            self.run_dir(spec).mkdir(parents=True, exist_ok=True)
+            record_data(self.run_dir(spec), spec, self.data_identity(spec))
         if spec.cached:
             # Everything with collectives first, on every rank: the stage-1 parent and the datasets. Then
             # rank 0 alone builds the cache and trains the classifier (seconds of work); the others wait.
@@ -139,7 +167,8 @@ class RunStore:
         run_dir = self.run_dir(spec)
         train(model, train_set, spec.train_config(), run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
               amp=self.amp, channels_last=self.channels_last, progress=self.progress, sampler=sampler,
-              workers=spec.settings.loader_workers if self.workers is None else self.workers)
+              workers=spec.settings.loader_workers if self.workers is None else self.workers,
+              max_iters=spec.max_iters)
         if distributed.is_main_process():
             record_timing(run_dir, "train_s", time.perf_counter() - started)
 
@@ -149,18 +178,22 @@ class RunStore:
         train_set, _, _ = self.datasets(spec)
         model = self._initial_model(spec, train_set)
         started = time.perf_counter()
-        cache = build_roi_cache(model, train_set, self.run_dir(spec.parent) / "roi_cache", seed=spec.seed,
-                                device=self.device, batch_size=spec.settings.eval_batch_size, progress=self.progress)
+        cache_dir = self.run_dir(spec.parent) / ("roi_cache" if spec.cache_flips else "roi_cache-noflip")
+        cache = build_roi_cache(model, train_set, cache_dir, seed=spec.seed, device=self.device,
+                                batch_size=spec.settings.eval_batch_size, progress=self.progress,
+                                flips=spec.cache_flips, limit_gb=self.cache_limit_gb)
         cache_s = time.perf_counter() - started
         run_dir = self.run_dir(spec)
         sampler = build_sampler(spec.sampler, train_set.image_labels, spec.seed, **dict(spec.sampler_options))
         train_classifier_on_cache(model, cache, train_set, spec.train_config(), run_dir, seed=spec.seed,
-                                  device=self.device, progress=self.progress, sampler=sampler)
+                                  device=self.device, progress=self.progress, sampler=sampler,
+                                  max_iters=spec.max_iters)
         record_timing(run_dir, "train_s", time.perf_counter() - started - cache_s)
         record_timing(run_dir, "cache_s", cache_s)  # ~0 when the parent's cache already existed
 
     def metrics(self, spec: ExperimentSpec) -> dict[str, Any]:
         """Stored metrics of ``spec``; trains and evaluates it first when the store has none."""
+        spec = bounded(spec, self.max_iters)
         run_dir = self.run_dir(spec)
         stored = read_record(run_dir)
         if stored is not None:
@@ -175,7 +208,7 @@ class RunStore:
         if not distributed.is_main_process():  # rank 0 scores the gathered detections and writes the record
             distributed.barrier()
             return read_record(run_dir)
-        metrics, per_class = score_detections(spec, val_json, detections)
+        metrics, per_class = score_detections(spec, evaluation_truth(val_set, val_json), detections)
         record = {
             "spec": asdict(spec),
             "hash": spec.hash,
@@ -191,9 +224,10 @@ class RunStore:
         return read_record(run_dir)  # the same form a cached read gives
 
 
-def score_detections(spec: ExperimentSpec, val_json: Path, detections: list[dict]) -> tuple[dict, dict]:
+def score_detections(spec: ExperimentSpec, val_json: Path | dict, detections: list[dict]) -> tuple[dict, dict]:
     """(metrics in percent, per-class AP in percent): LVIS AP with the federated rules, or on the Open
-    Images track the challenge's AP@0.5 with its class hierarchy (docs/ARCHITECTURE.md, "Evaluation rules")."""
+    Images track the challenge's AP@0.5 with its class hierarchy (docs/ARCHITECTURE.md, "Evaluation rules").
+    ``val_json``: the val file, or the ground truth itself (a subset run's)."""
     if spec.settings.track == "openimages":
         result = _evaluate_openimages(val_json, detections)
         metrics = {"AP50_OI": 100.0 * result["AP50"]}
@@ -203,12 +237,12 @@ def score_detections(spec: ExperimentSpec, val_json: Path, detections: list[dict
     return metrics, {str(k): 100.0 * v for k, v in result["per_class_AP"].items()}
 
 
-def _evaluate_openimages(val_json: Path, detections: list[dict]) -> dict[str, Any]:
+def _evaluate_openimages(val_json: Path | dict, detections: list[dict]) -> dict[str, Any]:
     """The Open Images challenge metric on the track's val file, with its class hierarchy."""
     from ..data.hierarchy import ClassHierarchy
     from ..evaluation.openimages_eval import evaluate_openimages
 
-    truth = json.loads(Path(val_json).read_text())
+    truth = val_json if isinstance(val_json, dict) else json.loads(Path(val_json).read_text())
     hierarchy = ClassHierarchy.from_category_json(truth.get("hierarchy", {}))
     # The multi-label detectors score every parent class themselves; expanding their detections as well
     # would add a duplicate parent box per object (the challenge's evaluator expands only the ground truth).
@@ -258,16 +292,17 @@ def record_timing(run_dir: Path, key: str, seconds: float, accumulate: bool = Tr
     atomic_write_json(run_dir / TIMING_NAME, timings)
 
 
-def _finished_epochs(checkpoint: Path) -> int:
-    """The epochs a stored checkpoint has finished; 0 when there is none, or when it cannot be read: then
-    it is moved aside with a warning that names it, so training starts again instead of failing for good."""
+def _finished(checkpoint: Path, spec: ExperimentSpec) -> bool:
+    """Whether a stored checkpoint holds the spec's whole training (``checkpoint_finished``); False when there
+    is none, or when it cannot be read: then it is moved aside with a warning that names it, so training
+    starts again instead of failing for good."""
     if not checkpoint.exists():
-        return 0
+        return False
     try:
-        return int(load_checkpoint(checkpoint)["epoch"])
+        return checkpoint_finished(load_checkpoint(checkpoint), spec)
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
         if not distributed.is_main_process():
-            return 0
+            return False
         aside = move_aside(checkpoint)
         warnings.warn(f"{error}; moved it to {aside.name} and training again", RuntimeWarning, stacklevel=3)
-        return 0
+        return False
