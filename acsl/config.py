@@ -341,9 +341,9 @@ class Profile:
                                                            compare=False)
     sampler_defaults: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: dict(PAPER_SAMPLER_DEFAULTS), compare=False)
-    # Training DataLoader worker processes (``acsl.engine.loader``); not part of a run's identity. The CPU
-    # profiles load in the training process: on 2 cores, workers only compete with the model for the
-    # cores (``benchmarks/bench_loader.py``: 0 and 2 workers tie, 1 is slower).
+    # Training DataLoader worker processes on CUDA (``acsl.engine.loader``); not part of a run's identity.
+    # On the CPU images load in the training process: on 2 cores, workers only compete with the model for
+    # the cores (``benchmarks/bench_loader.py``: 0 and 2 workers tie, 1 is slower).
     loader_workers: int = field(default=0, compare=False)
     # "lvis" (LVIS AP, single-label softmax baseline) or "openimages" (the paper's §5: multi-label sigmoid
     # training with the class hierarchy, the challenge's AP@0.5; the baseline is sigmoid BCE).

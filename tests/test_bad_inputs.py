@@ -161,7 +161,8 @@ def test_data_check_on_the_command_line_names_a_missing_area(tmp_path, capsys):
     (folder / "lvis_v1_val.json").write_text(json.dumps(data))
     status = main(["data", "check", "lvis-v1", "--root", str(tmp_path)])
     out = capsys.readouterr().out
-    assert status == 1 and "lvis_v1_val.json: annotations[1].area: missing" in out
+    # grouped by kind (the file in the heading, then each problem's field)
+    assert status == 1 and "lvis_v1_val.json: 3 problems" in out and "annotations[1].area: missing" in out
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", "null", ""])

@@ -72,7 +72,7 @@ class RunStore:
 
     ``launcher`` (optional) trains a spec with several processes; without it every run trains in this
     process (which may itself be one of torchrun's). ``amp`` and ``channels_last`` (CUDA only) and the
-    loader's ``workers`` (None: the profile's ``loader_workers``) do not change a run's result beyond
+    loader's ``workers`` (None: the profile's ``loader_workers`` on CUDA, 0 on the CPU) do not change a run's result beyond
     numeric precision, so they are not part of a spec's hash; ``metrics.json`` records the device and
     precision. ``max_iters`` bounds every spec asked for that is not bounded already (``acsl reproduce
     --max-iters``): the bounded spec is what is stored. ``cache_limit_gb``: the largest RoI-feature cache
@@ -167,10 +167,17 @@ class RunStore:
         run_dir = self.run_dir(spec)
         train(model, train_set, spec.train_config(), run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
               amp=self.amp, channels_last=self.channels_last, progress=self.progress, sampler=sampler,
-              workers=spec.settings.loader_workers if self.workers is None else self.workers,
+              workers=self._loader_workers(spec),
               max_iters=spec.max_iters)
         if distributed.is_main_process():
             record_timing(run_dir, "train_s", time.perf_counter() - started)
+
+    def _loader_workers(self, spec: ExperimentSpec) -> int:
+        """The store's ``workers``, else the profile's on CUDA; on the CPU images load in the training process
+        (the model needs every core: ``benchmarks/bench_loader.py``)."""
+        if self.workers is not None:
+            return self.workers
+        return spec.settings.loader_workers if self.device.type == "cuda" else 0
 
     def _train_cached(self, spec: ExperimentSpec) -> None:
         from ..engine.roi_cache import build_roi_cache, train_classifier_on_cache
