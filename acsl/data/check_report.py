@@ -57,7 +57,7 @@ class CheckReport:
         """A count per kind and its first ``examples`` problems; then the notes."""
         if examples < 1:
             raise ValueError(f"examples must be >= 1, got {examples}")
-        lines = [f"{self.file}: " + (f"{self.num_problems} problems of {len(self.groups)} kinds"
+        lines = [f"{self.file}: " + (f"{_count(self.num_problems, 'problem')} of {_count(len(self.groups), 'kind')}"
                                      if self.groups else "OK: no problems found")]
         for kind, problems in self.groups.items():
             shown = problems[:examples]
@@ -97,3 +97,8 @@ def check_report(ann_file: str | Path, image_root: str | Path | None, *, version
     ordered = {kind: groups.pop(kind) for kind in IMAGE_KINDS if kind in groups}
     ordered.update(sorted(groups.items(), key=lambda item: -len(item[1])))
     return CheckReport(str(ann_file), ordered, [note] if note else [])
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 problem``, ``3 problems``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
