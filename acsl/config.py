@@ -321,6 +321,18 @@ class Profile:
     stage1: TrainConfig
     stage2: TrainConfig
     eval_batch_size: int = 8
+    # The synthetic profiles' analogue of the paper's COCO-trained start (docs/ARCHITECTURE.md, "The
+    # pretrained start"): a detector trained with this schedule on the benchmark's training images labelled
+    # by shape (``acsl.data.coarse``), whose backbone, FPN, RPN and box head every stage-1 run starts from.
+    # None: stage 1 starts from the detector's ``init`` (the real-data profiles: torchvision's COCO weights).
+    pretrain: TrainConfig | None = None
+    # The profile whose pretrained start this one shares (None: its own); the Open Images track at a CPU
+    # scale starts from the LVIS track's, as the paper's detectors all start from COCO.
+    pretrain_profile: str | None = None
+    # The notebooks' default for decoupled stage 2 (their ``fast_stage2=None``): on cached box-head features
+    # (``acsl.engine.roi_cache``, the CPU profiles) or exact (the real-data profiles). Not part of a run's
+    # identity: the spec says which one a run is.
+    cached_stage2: bool = field(default=False, compare=False)
     model_note: str = ""
     description: str = field(default="", compare=False)
     # The paper's Table 3 backbones → this profile's detector overrides (ExperimentSpec.detector).

@@ -44,6 +44,10 @@ _CPU_LARGER_NOTE = ("ResNet-101 → narrow ResNet with 3 blocks in the stride-16
                     "6 to 23 blocks); ResNeXt-101 64x4d → the same depth at 1.5× the widths (24–192), plain BasicBlocks; "
                     "the R50 stand-in is the profile's narrow ResNet (1 block per stage); trained from random initialisation")
 
+import os
+QUICK_EPOCHS = int(os.environ.get("QE", 3)); QUICK_STEPS = tuple(int(x) for x in os.environ.get("QS", "2").split(",") if x)
+QUICK_PRETRAIN_EPOCHS = int(os.environ.get("QPE", 4)); QUICK_PRETRAIN_STEPS = tuple(int(x) for x in os.environ.get("QPS", "3").split(",") if x)
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -51,6 +55,8 @@ PROFILES: dict[str, Profile] = {
         detector=_cpu_detector(image_size=96, rois_per_image=32),
         stage1=TrainConfig(epochs=2, batch_size=4, lr=0.02, warmup_iters=4, lr_steps=(), log_every=1),
         stage2=TrainConfig(epochs=1, batch_size=4, lr=0.02, warmup_iters=2, lr_steps=(), log_every=1),
+        pretrain=TrainConfig(epochs=2, batch_size=4, lr=0.02, warmup_iters=4, lr_steps=(), log_every=1),
+        cached_stage2=True,
         eval_batch_size=6,
         model_note="R50-FPN → narrow ResNet-FPN (BasicBlock widths 16–128, FPN 64) at 96 px, 32 RoIs/image; "
         "2 + 1 epochs on 24 synthetic images: checks that the pipeline runs, its numbers mean nothing",
@@ -64,8 +70,11 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         data=SyntheticConfig(num_categories=60, num_train_images=1000, num_val_images=250, image_size=128, seed=0),
         detector=_cpu_detector(image_size=128, rois_per_image=64),
-        stage1=TrainConfig(epochs=6, batch_size=8, lr=0.02, warmup_iters=100, lr_steps=(4, 5), log_every=10),
-        stage2=TrainConfig(epochs=3, batch_size=8, lr=0.02, warmup_iters=50, lr_steps=(2,), log_every=10),
+        stage1=TrainConfig(epochs=QUICK_EPOCHS, batch_size=8, lr=0.02, warmup_iters=25, lr_steps=QUICK_STEPS, log_every=10),
+        stage2=TrainConfig(epochs=QUICK_EPOCHS, batch_size=8, lr=0.02, warmup_iters=25, lr_steps=QUICK_STEPS, log_every=10),
+        pretrain=TrainConfig(epochs=QUICK_PRETRAIN_EPOCHS, batch_size=8, lr=0.02, warmup_iters=100,
+                             lr_steps=QUICK_PRETRAIN_STEPS, log_every=10),
+        cached_stage2=True,
         eval_batch_size=10,
         model_note="R50-FPN at 800/1333 px → narrow ResNet-FPN (BasicBlock widths 16–128, FPN 64) at 128 px, "
         "64 RoIs/image, trained from random initialisation; 1x = 6 epochs (lr ×0.1 at 4 and 5), "
@@ -116,6 +125,9 @@ def _openimages_profile(name: str, base: Profile, description: str) -> Profile:
         detector=base.detector,
         stage1=base.stage1,
         stage2=base.stage2,
+        pretrain=base.pretrain,
+        pretrain_profile=base.name if base.pretrain is not None else None,
+        cached_stage2=base.cached_stage2,
         eval_batch_size=base.eval_batch_size,
         model_note=base.model_note + "; Open Images track: multi-label sigmoid training over the class hierarchy",
         description=description,

@@ -22,6 +22,7 @@ import nbformat
 
 from .io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .profiles import get_profile
+from .runs.timings import stage_times
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 MANIFEST_NAME = "manifest.json"
@@ -157,13 +158,14 @@ def reproduce(
             results.append(NotebookResult(notebook.stem, notebook_title(notebook), wall))
             if progress:
                 print(f"[acsl reproduce] {notebook.stem}: done in {wall:.0f} s", flush=True)
-        _publish(staging, reports, results, profile)
+        _publish(staging, reports, results, profile, stage_times(run_store))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return results
 
 
-def _publish(staging: Path, reports: Path, results: list[NotebookResult], profile: str) -> None:
+def _publish(staging: Path, reports: Path, results: list[NotebookResult], profile: str,
+             stages: dict[str, float] | None = None) -> None:
     """Prepare the new manifest and index in staging, then move every file into place (one rename
     each, the index last), so an unreadable manifest stops the command before anything moved."""
     manifest_path = reports / MANIFEST_NAME
@@ -178,6 +180,8 @@ def _publish(staging: Path, reports: Path, results: list[NotebookResult], profil
         files = sorted(previous | {name for name in staged if name.startswith(result.name)})
         manifest[result.name] = {"title": result.title, "profile": profile, "wall_s": round(result.wall_s, 1),
                                  "executed": stamp, "files": files}
+    if stages is not None:
+        manifest["_stage_times"] = stages
     atomic_write_json(staging / MANIFEST_NAME, manifest)
     atomic_write_text(staging / "index.html", render_index(manifest))
     for name in sorted(os.listdir(staging), key=lambda n: n == "index.html"):
@@ -187,14 +191,21 @@ def _publish(staging: Path, reports: Path, results: list[NotebookResult], profil
 def render_index(manifest: dict) -> str:
     """The report's index page: one row per notebook with links to its HTML, notebook and CSV files."""
     rows = []
-    for name in sorted(manifest):
-        entry = manifest[name]
+    stages = manifest.get("_stage_times", {})
+    notebooks = {name: entry for name, entry in manifest.items() if not name.startswith("_")}
+    for name in sorted(notebooks):
+        entry = notebooks[name]
         links = " · ".join(f'<a href="{html.escape(f)}">{html.escape(f.rsplit(".", 1)[-1])}</a>' for f in entry["files"])
         rows.append(
             f"<tr><td><a href=\"{html.escape(name)}.html\">{html.escape(entry['title'])}</a></td>"
             f"<td>{links}</td><td>{html.escape(entry['profile'])}</td><td>{entry['wall_s']:.0f} s</td>"
             f"<td>{html.escape(entry['executed'])}</td></tr>"
         )
+    total = sum(entry["wall_s"] for entry in notebooks.values())
+    stage_rows = "".join(f"<tr><td>{html.escape(stage)}</td><td>{seconds / 60:.1f} min</td></tr>"
+                         for stage, seconds in stages.items())
+    stage_table = ("<h2>Time by stage</h2><p>Summed over the runs in the run store (from an empty store: what this "
+                   f"report trained and evaluated).</p><table><tbody>{stage_rows}</tbody></table>") if stages else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>acsl — reproduced tables and figures</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
@@ -205,6 +216,8 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;
 <table><thead><tr><th>table / figure</th><th>files</th><th>profile</th><th>wall time</th><th>executed</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
+<tr><td><b>all notebooks</b></td><td></td><td></td><td><b>{total / 60:.1f} min</b></td><td></td></tr>
 </tbody></table>
+{stage_table}
 </body></html>
 """

@@ -44,10 +44,13 @@ def save_csv(frame: pd.DataFrame, path: str | Path) -> Path:
 
 
 def timing_frame(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Wall time per run and stage: training (stage 1 or 2) and evaluation, in seconds."""
+    """Wall time per run and stage, in seconds: training (stage 0 = the pretrained start, 1 or 2), the
+    one-time caches a fast stage 2 builds (training and validation box-head features; 0 when reused), and
+    evaluation."""
     rows = []
     for label, record in records.items():
         timing = record.get("timing", {})
         rows.append({"run": label, "stage": record["spec"]["stage"], "train_s": timing.get("train_s", float("nan")),
+                     "cache_s": timing.get("cache_s", 0.0) + timing.get("val_cache_s", 0.0),
                      "eval_s": timing.get("eval_s", float("nan"))})
     return pd.DataFrame(rows).set_index("run")

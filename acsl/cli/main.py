@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
         cmd.add_argument("--loss", default="softmax_ce")
-        cmd.add_argument("--stage", type=int, default=1, choices=(1, 2))
+        cmd.add_argument("--stage", type=int, default=1, choices=(0, 1, 2),
+                         help="0: the synthetic profiles' pretrained start; 1: end to end; 2: decoupled classifier")
         cmd.add_argument("--schedule", type=int, default=1, help="multiple of the profile's 1x stage-1 schedule")
         cmd.add_argument("--xi", type=float, default=None, help="ACSL's ξ (same as --option xi=VALUE)")
         cmd.add_argument("--statistic-free", action="store_true", help="ACSL without the frequency schedule")

@@ -100,8 +100,12 @@ def build_backbone(
         if pretrained_backbone:
             raise ValueError(f"backbone {name!r} has no pretrained weights; set pretrained_backbone=False")
         widths, blocks = NARROW_RESNETS[name]
+        body = NarrowResNet(widths, FrozenBatchNorm2d if frozen_norm else nn.BatchNorm2d, blocks)
+        if frozen_norm:  # like torchvision's trainable_layers=3: the stem and the first stage stay as trained
+            for module in (body.stem, body.layer1):
+                module.requires_grad_(False)
         return BackboneWithFPN(
-            NarrowResNet(widths, FrozenBatchNorm2d if frozen_norm else nn.BatchNorm2d, blocks),
+            body,
             return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
             in_channels_list=list(widths),
             out_channels=fpn_channels,

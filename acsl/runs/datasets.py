@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import LVISData, OpenImagesData, SyntheticConfig
 from ..data import LVISDetection, generate_benchmark
+from ..data.coarse import CoarseLabels
 from ..data.subset import FirstImages
 from ..data.synthetic import SyntheticBenchmark
 from ..engine import distributed
@@ -78,12 +79,14 @@ def load_datasets(spec: ExperimentSpec, data_root: str | Path, progress: bool = 
     """(train, val, val annotation file) of the spec's profile, generating the benchmark if missing; the
     training set flips with the probability of the spec's stage; ``spec.subset``: the first N of each."""
     profile = spec.settings
-    hflip = profile.stage2.hflip_prob if spec.stage == 2 else profile.stage1.hflip_prob
+    hflip = spec.train_config().hflip_prob
     (train_json, train_images), (val_json, val_images) = data_files(spec, data_root, progress)
     train_set = LVISDetection(train_json, train_images, train=True, hflip_prob=hflip, seed=spec.seed)
     val_set = LVISDetection(val_json, val_images)
     if spec.subset is not None:
-        return FirstImages(train_set, spec.subset), FirstImages(val_set, spec.subset), Path(val_json)
+        train_set, val_set = FirstImages(train_set, spec.subset), FirstImages(val_set, spec.subset)
+    if spec.stage == 0:  # the pretrained start: the same images, boxes labelled by shape
+        train_set = CoarseLabels(train_set)
     return train_set, val_set, Path(val_json)
 
 

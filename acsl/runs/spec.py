@@ -93,8 +93,10 @@ class ExperimentSpec:
         return get_profile(self.profile)
 
     def _check_schedule(self) -> None:
-        if self.stage not in (1, 2):
-            raise ValueError(f"stage must be 1 or 2, got {self.stage}")
+        if self.stage not in (0, 1, 2):
+            raise ValueError(f"stage must be 0 (pretraining), 1 or 2, got {self.stage}")
+        if self.stage == 0:
+            self._check_pretrain()
         if self.schedule < 1:
             raise ValueError(f"schedule must be a positive multiple of the 1x schedule, got {self.schedule}")
         if self.cached and self.stage != 2:
@@ -112,6 +114,18 @@ class ExperimentSpec:
             raise ValueError(f"batch_size {batch} is larger than the training set of profile {self.profile!r} "
                              f"({data.num_train_images} images); give a batch size of at most "
                              f"{data.num_train_images} (the lr scales with it)")
+
+    def _check_pretrain(self) -> None:
+        """Stage 0 is the synthetic profiles' pretrained start (``acsl.data.coarse``): softmax CE on the
+        coarse labels, the 1x pretraining schedule, a Faster R-CNN."""
+        if self.settings.pretrain is None:
+            raise ValueError(f"profile {self.profile!r} has no pretraining stage (stage 0); its stage 1 starts from "
+                             f"the detector's init ({self.settings.detector.init!r})")
+        if (self.loss, self.schedule, self.cached, self.sampler, self.loss_options) != ("softmax_ce", 1, False, "uniform", ()):
+            raise ValueError("stage 0 (pretraining) is softmax CE, schedule 1, uniform sampling; "
+                             "use acsl.runs.pretrain_spec")
+        if dict(self.detector).get("architecture", "faster_rcnn") != "faster_rcnn":
+            raise ValueError("stage 0 (pretraining) trains a Faster R-CNN; a Cascade R-CNN loads its backbone, FPN and RPN")
 
     def _check_bounds(self) -> None:
         for field in ("max_iters", "subset"):
@@ -146,9 +160,15 @@ class ExperimentSpec:
 
     @property
     def parent(self) -> ExperimentSpec | None:
-        """The stage-1 detector a stage-2 spec starts from."""
-        if self.stage == 1:
+        """The run this spec starts from: a stage-2 spec's stage-1 baseline; a stage-1 spec's pretrained
+        start (stage 0) when its profile has one; None otherwise."""
+        if self.stage == 0:
             return None
+        if self.stage == 1:
+            if self.settings.pretrain is None:
+                return None
+            return pretrain_spec(self.profile, seed=self.seed, batch_size=self.batch_size, detector=dict(self.detector),
+                                 max_iters=self.max_iters, subset=self.subset)
         return ExperimentSpec(profile=self.profile, loss=self.settings.baseline_loss, seed=self.seed,
                               batch_size=self.batch_size, detector=self.detector, max_iters=self.max_iters,
                               subset=self.subset)
@@ -172,6 +192,9 @@ class ExperimentSpec:
         if unknown:
             raise ValueError(f"unknown detector field(s) {', '.join(unknown)}; DetectorConfig has {', '.join(sorted(known))}")
         config = replace(self.settings.detector, **dict(self.detector))
+        if self.stage >= 1 and self.settings.pretrain is not None:
+            # fine-tuned from the pretrained start: frozen batch norms, as torchvision fine-tunes trained detectors
+            config = replace(config, frozen_norm=True)
         if config.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown detector architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
         if config.backbone not in BACKBONES:
@@ -188,6 +211,8 @@ class ExperimentSpec:
         or its stage-2 schedule, at the spec's total batch size."""
         if self.stage == 2:
             config = self.settings.stage2
+        elif self.stage == 0:
+            config = self.settings.pretrain
         else:
             base = self.settings.stage1
             config = replace(base, epochs=base.epochs * self.schedule, lr_steps=tuple(s * self.schedule for s in base.lr_steps))
@@ -227,6 +252,18 @@ def baseline_spec(profile: str, schedule: int = 1, seed: int = 0, detector: dict
     Open Images track multi-label sigmoid BCE (Table 5's "baseline")."""
     return ExperimentSpec(profile=profile, loss=get_profile(profile).baseline_loss, stage=1, schedule=schedule, seed=seed,
                           detector=tuple((detector or {}).items()))
+
+
+def pretrain_spec(profile: str, seed: int = 0, batch_size: int | None = None, detector: dict | None = None,
+                  max_iters: int | None = None, subset: int | None = None) -> ExperimentSpec:
+    """The pretrained start of ``profile``'s stage-1 runs (stage 0; docs/ARCHITECTURE.md, "The pretrained
+    start"): a Faster R-CNN with the same backbone, trained on the benchmark's images labelled by shape, in
+    the profile whose start this one shares (``Profile.pretrain_profile``)."""
+    settings = get_profile(profile)
+    owner = settings.pretrain_profile or profile
+    overrides = tuple((k, v) for k, v in (detector or {}).items() if k != "architecture")
+    return ExperimentSpec(profile=owner, loss="softmax_ce", stage=0, seed=seed, batch_size=batch_size,
+                          detector=overrides, max_iters=max_iters, subset=subset)
 
 
 def decoupled_spec(profile: str, loss: str, seed: int = 0, cached: bool = False, detector: dict | None = None,

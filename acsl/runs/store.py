@@ -33,6 +33,7 @@ from ..io import (CorruptRecordError, atomic_write_json, ensure_writable_dir, mo
                   remove_stale_temporaries)
 from ..losses import LOSSES, build_loss
 from ..models import build_detector
+from ..models.detector import load_detector_init
 from ..models.classifiers import apply_stage2_classifier
 from .datasets import Datasets, evaluation_truth, load_datasets
 from .identity import bounded, checkpoint_finished, data_identity, record_data, run_key, stale_run_notes
@@ -115,6 +116,10 @@ class RunStore:
                 print(note, file=sys.stderr)
         return self.root / f"{spec.name}-{key}"
 
+    def timing(self, spec: ExperimentSpec) -> dict[str, float]:
+        """The wall times stored for ``spec`` (e.g. ``train_s`` of a pretrained start, which has no metrics)."""
+        return read_timings(self.run_dir(spec))
+
     def is_done(self, spec: ExperimentSpec) -> bool:
         return read_record(self.run_dir(spec)) is not None
 
@@ -150,9 +155,12 @@ class RunStore:
         return checkpoint
 
     def _initial_model(self, spec: ExperimentSpec, train_set):
-        """The detector a spec's training starts from: fresh, or for stage 2 its trained parent's weights."""
+        """The detector a spec's training starts from: fresh; for stage 1 with a pretrained start, its
+        backbone, FPN, RPN and box head with a fresh classifier; for stage 2 its trained parent's weights."""
         model = build_model(spec, train_set)
-        if spec.parent is not None:
+        if spec.stage == 1 and spec.parent is not None:
+            load_detector_init(model, str(self.checkpoint(spec.parent)))
+        elif spec.parent is not None:
             load_stage1_weights(model, self.checkpoint(spec.parent))
             apply_stage2_classifier(model, spec.classifier)
         return model
@@ -165,7 +173,7 @@ class RunStore:
         started = time.perf_counter()
         sampler = build_sampler(spec.sampler, train_set.image_labels, spec.seed, **dict(spec.sampler_options))
         run_dir = self.run_dir(spec)
-        train(model, train_set, spec.train_config(), run_dir, stage=spec.stage, seed=spec.seed, device=self.device,
+        train(model, train_set, spec.train_config(), run_dir, stage=max(spec.stage, 1), seed=spec.seed, device=self.device,
               amp=self.amp, channels_last=self.channels_last, progress=self.progress, sampler=sampler,
               workers=self._loader_workers(spec),
               max_iters=spec.max_iters)

@@ -1,0 +1,95 @@
+"""A detection dataset relabelled by a coarse attribute of its categories: the synthetic benchmark's
+analogue of COCO (docs/ARCHITECTURE.md, "The pretrained start").
+
+The paper's detectors start from a COCO-trained Faster R-CNN. COCO labels the very images LVIS annotates,
+with fewer, coarser and far less long-tailed classes. On the synthetic benchmark the same relation holds
+between its categories (shape × colour × marking) and their shapes: ``CoarseLabels(dataset, "shape")``
+gives the same images and boxes with one class per shape (8 classes, none rare), and the pretraining
+stage trains a detector on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+#: The category attribute the synthetic benchmark's pretraining labels boxes by.
+PRETRAIN_ATTRIBUTE = "shape"
+
+
+class CoarseLabels(torch.utils.data.Dataset):
+    """``dataset`` (an ``LVISDetection`` or a wrapper of one) with each box labelled 1..K by the
+    ``attribute`` of its category (K distinct values, sorted by name). Flips, epochs and images pass through;
+    the class statistics a loss or sampler takes are those of the coarse classes."""
+
+    def __init__(self, dataset: Any, attribute: str = PRETRAIN_ATTRIBUTE) -> None:
+        missing = [c.get("name", c.get("id")) for c in dataset.categories if attribute not in c]
+        if missing:
+            raise ValueError(f"pretraining labels boxes by the category field {attribute!r}, which categories "
+                             f"{missing[:3]} of {dataset.ann_file} lack (the synthetic benchmark writes it)")
+        self.dataset, self.attribute = dataset, attribute
+        self.coarse_names = sorted({c[attribute] for c in dataset.categories})
+        coarse = {name: i + 1 for i, name in enumerate(self.coarse_names)}
+        by_id = {c["id"]: coarse[c[attribute]] for c in dataset.categories}
+        # fine label 1..C → coarse label 1..K, index 0 (background) kept
+        self.fine_to_coarse = torch.tensor([0] + [by_id[cid] for cid in dataset.label_to_category_id])
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _relabel(self, item: tuple[torch.Tensor, dict[str, torch.Tensor]]):
+        image, target = item
+        return image, {**target, "labels": self.fine_to_coarse[target["labels"]]}
+
+    def __getitem__(self, index: int):
+        return self._relabel(self.dataset[index])
+
+    def get(self, index: int, flip: bool | None = None):
+        return self._relabel(self.dataset.get(index, flip))
+
+    @property
+    def flips(self) -> bool:
+        return self.dataset.flips
+
+    def is_flipped(self, index: int, epoch: int | None = None) -> bool:
+        return self.dataset.is_flipped(index, epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    @property
+    def ann_file(self) -> Any:
+        return self.dataset.ann_file
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.coarse_names)
+
+    @property
+    def frequencies(self) -> list[str]:
+        """Every coarse class is frequent (a shape covers many categories' images)."""
+        return ["f"] * self.num_classes
+
+    @property
+    def image_labels(self) -> list[tuple[int, ...]]:
+        mapping = self.fine_to_coarse.tolist()
+        return [tuple(sorted({mapping[label] for label in labels})) for labels in self.dataset.image_labels]
+
+    def _per_class(self, fine_counts: list[int]) -> list[int]:
+        counts = [0] * self.num_classes
+        for fine, count in enumerate(fine_counts, start=1):
+            counts[int(self.fine_to_coarse[fine]) - 1] += count
+        return counts
+
+    @property
+    def image_counts(self) -> list[int]:
+        counts = [0] * self.num_classes
+        for labels in self.image_labels:
+            for label in labels:
+                counts[label - 1] += 1
+        return counts
+
+    @property
+    def instance_counts(self) -> list[int]:
+        return self._per_class(list(self.dataset.instance_counts))

@@ -1,0 +1,154 @@
+"""Where a training step and an evaluation pass of a profile's detector spend their time, per phase.
+
+    python benchmarks/bench_train_step.py [--profile quick] [--iterations 12] [--eval-images 40]
+
+Training: the profile's stage-1 detector on its batches (softmax CE, fresh weights or, with
+``--pretrained``, frozen stem, first stage and batch norms as a fine-tune from the pretrained start has),
+timed per phase with module hooks: data (reading and collating the images), transform (resize and
+normalise), backbone + FPN, RPN (anchors, proposals, its losses), RoI heads (sampling, RoIAlign, box head)
+with the classification loss timed apart, backward and the optimizer step. Evaluation: the same phases in
+eval mode plus the post-processing (NMS, top detections). Each phase is printed in ms per iteration and as
+a share of the whole, so a before/after pair of runs shows what a change bought. The first 2 iterations
+are left out (first-touch allocations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from dataclasses import replace
+
+import torch
+
+from acsl.data import collate_detection
+from acsl.losses import build_loss
+from acsl.models import build_detector
+from acsl.profiles import get_profile
+from acsl.runs import RunStore, baseline_spec
+
+SKIPPED = 2
+
+
+class PhaseTimer:
+    """Wall time per named module, from forward pre-hooks and hooks; a nested module's time is
+    subtracted from its parent's by listing the child after the parent in ``modules``."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module]) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+        self._started: dict[str, float] = {}
+        self._nested: dict[str, str] = {}
+        names = list(modules)
+        for name, module in modules.items():
+            module.register_forward_pre_hook(lambda *_, n=name: self._start(n))
+            module.register_forward_hook(lambda *_, n=name: self._stop(n))
+        for parent, child in zip(names, names[1:]):
+            if any(m is modules[child] for m in modules[parent].modules()):
+                self._nested[child] = parent
+
+    def _start(self, name: str) -> None:
+        self._started[name] = time.perf_counter()
+
+    def _stop(self, name: str) -> None:
+        elapsed = time.perf_counter() - self._started.pop(name)
+        self.totals[name] += elapsed
+        if name in self._nested:
+            self.totals[self._nested[name]] -= elapsed
+
+    def add(self, name: str, seconds: float) -> None:
+        self.totals[name] += seconds
+
+
+def timed_modules(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    return {"transform": model.transform, "backbone + FPN": model.backbone, "RPN": model.rpn,
+            "RoI heads": model.roi_heads, "classification loss": model.roi_heads.classification_loss}
+
+
+def load_batches(train_set, count: int, batch_size: int, timer: PhaseTimer):
+    start = time.perf_counter()
+    batches = [collate_detection([train_set[(i * batch_size + j) % len(train_set)] for j in range(batch_size)])
+               for i in range(count)]
+    timer.add("data", time.perf_counter() - start)
+    return batches
+
+
+def profile_training(profile: str, iterations: int, pretrained: bool, train_set) -> tuple[dict, float]:
+    settings = get_profile(profile)
+    torch.manual_seed(0)
+    loss = build_loss("softmax_ce", train_set.num_classes, train_set.frequencies)
+    detector = replace(settings.detector, frozen_norm=True) if pretrained else settings.detector
+    model = build_detector(detector, train_set.num_classes, loss)
+    model.train()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(parameters, lr=0.001, momentum=0.9, weight_decay=1e-4)
+    timer = PhaseTimer(timed_modules(model))
+    batches = load_batches(train_set, iterations + SKIPPED, settings.stage1.batch_size, PhaseTimer({}))
+    started = 0.0
+    for i, (images, targets) in enumerate(batches):
+        if i == SKIPPED:
+            timer.totals.clear()
+            started = time.perf_counter()
+        losses = model(images, targets)
+        total = sum(losses.values())
+        t = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        timer.add("backward", time.perf_counter() - t)
+        t = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(parameters, 35.0)
+        optimizer.step()
+        timer.add("optimizer", time.perf_counter() - t)
+    wall = time.perf_counter() - started
+    data = PhaseTimer({})
+    load_batches(train_set, iterations, settings.stage1.batch_size, data)
+    timer.add("data", data.totals["data"])
+    return dict(timer.totals), wall + data.totals["data"]
+
+
+@torch.no_grad()
+def profile_evaluation(profile: str, images_count: int, val_set) -> tuple[dict, float]:
+    settings = get_profile(profile)
+    torch.manual_seed(0)
+    loss = build_loss("softmax_ce", val_set.num_classes, val_set.frequencies)
+    model = build_detector(settings.detector, val_set.num_classes, loss).eval()
+    timer = PhaseTimer({k: v for k, v in timed_modules(model).items() if k != "classification loss"})
+    batch = settings.eval_batch_size
+    started = time.perf_counter()
+    for first in range(0, images_count, batch):
+        t = time.perf_counter()
+        images, _ = collate_detection([val_set[i % len(val_set)] for i in range(first, first + batch)])
+        timer.add("data", time.perf_counter() - t)
+        model(images)
+    return dict(timer.totals), time.perf_counter() - started
+
+
+def print_table(title: str, totals: dict, wall: float, iterations: int, unit: str) -> None:
+    accounted = sum(totals.values())
+    rows = {**totals, "other (Python glue)": wall - accounted}
+    print(f"\n{title}: {wall / iterations * 1000:.0f} ms per {unit}")
+    print(f"{'phase':<24}{'ms/' + unit:>12}{'share':>9}")
+    for name, seconds in rows.items():
+        print(f"{name:<24}{seconds / iterations * 1000:>12.1f}{seconds / wall:>9.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--eval-images", type=int, default=40)
+    parser.add_argument("--pretrained", action="store_true",
+                        help="time a fine-tune: frozen batch norms, stem and first stage (as from the pretrained start)")
+    parser.add_argument("--data-root", default="data")
+    args = parser.parse_args()
+    store = RunStore("/tmp/acsl-bench-train-step-runs", data_root=args.data_root, device="cpu", progress=False)
+    train_set, val_set, _ = store.datasets(baseline_spec(args.profile))
+    print(f"profile {args.profile}, {torch.get_num_threads()} threads, batch {get_profile(args.profile).stage1.batch_size}")
+    totals, wall = profile_training(args.profile, args.iterations, args.pretrained, train_set)
+    print_table("training step", totals, wall, args.iterations, "iteration")
+    batch = get_profile(args.profile).eval_batch_size
+    totals, wall = profile_evaluation(args.profile, args.eval_images, val_set)
+    print_table("evaluation", totals, wall, max(1, args.eval_images // batch), "batch")
+
+
+if __name__ == "__main__":
+    main()

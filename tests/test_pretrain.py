@@ -1,0 +1,83 @@
+"""The pretrained start of the synthetic profiles (docs/ARCHITECTURE.md, "The pretrained start"): a stage-0
+run on shape labels that every stage-1 run loads, with a fresh classifier."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.ops import FrozenBatchNorm2d
+
+from acsl.data.coarse import CoarseLabels
+from acsl.data.synthetic import SHAPES
+from acsl.engine import load_checkpoint
+from acsl.runs import ExperimentSpec, RunStore, baseline_spec, build_model, decoupled_spec, pretrain_spec
+
+
+def test_every_stage1_run_of_a_synthetic_profile_starts_from_its_shared_pretrained_start():
+    start = pretrain_spec("smoke", seed=1)
+    assert start.stage == 0 and start.parent is None
+    assert baseline_spec("smoke", seed=1).parent == start
+    assert baseline_spec("smoke", schedule=2, seed=1).parent == start
+    assert ExperimentSpec("smoke", loss="eql", seed=1).parent == start
+    assert ExperimentSpec("oi-smoke", loss="bce", seed=1).parent == start  # the Open Images track shares it
+    # a larger backbone has its own start; Cascade R-CNN loads its Faster R-CNN start's backbone
+    deep = {"backbone": "narrow_resnet_deep"}
+    assert baseline_spec("smoke", detector=deep).parent == pretrain_spec("smoke", detector=deep)
+    assert baseline_spec("smoke", detector={"architecture": "cascade_rcnn", **deep}).parent == pretrain_spec("smoke", detector=deep)
+    # stage 2 starts from stage 1, whose hash carries the start's
+    assert decoupled_spec("smoke", "acsl", xi=0.7).parent.parent == pretrain_spec("smoke")
+    # the real-data profiles start from torchvision's COCO-trained detector instead
+    assert baseline_spec("lvis-v0.5").parent is None
+
+
+def test_the_pretrained_start_is_refused_where_it_does_not_apply():
+    with pytest.raises(ValueError, match="no pretraining stage"):
+        ExperimentSpec("lvis-v0.5", stage=0)
+    with pytest.raises(ValueError, match="softmax CE"):
+        ExperimentSpec("smoke", loss="acsl", stage=0)
+    with pytest.raises(ValueError, match="Faster R-CNN"):
+        ExperimentSpec("smoke", stage=0, detector=(("architecture", "cascade_rcnn"),))
+
+
+def test_coarse_labels_are_the_shapes_of_the_categories(smoke_train):
+    coarse = CoarseLabels(smoke_train)
+    assert set(coarse.coarse_names) <= set(SHAPES) and coarse.num_classes == len(coarse.coarse_names)
+    shape_of = {c["id"]: c["shape"] for c in smoke_train.categories}
+    for index in range(4):
+        _, fine = smoke_train.get(index, flip=False)
+        image, target = coarse.get(index, flip=False)
+        assert torch.equal(target["boxes"], fine["boxes"])
+        expected = [coarse.coarse_names.index(shape_of[smoke_train.label_to_category_id[label - 1]]) + 1
+                    for label in fine["labels"].tolist()]
+        assert target["labels"].tolist() == expected
+    assert sum(coarse.instance_counts) == sum(smoke_train.instance_counts)
+    assert coarse.frequencies == ["f"] * coarse.num_classes
+
+
+def test_a_stage1_run_loads_the_pretrained_start_with_a_fresh_classifier(tmp_path, smoke_bench):
+    store = RunStore(tmp_path / "runs", data_root=tmp_path / "data", progress=False)
+    spec = baseline_spec("smoke", seed=0)
+    start = store.checkpoint(spec.parent)
+    pretrained = load_checkpoint(start)["model"]
+    assert pretrained["roi_heads.box_predictor.cls_score.weight"].shape[0] == CoarseLabels(store.datasets(spec.parent)[0].dataset).num_classes + 1
+    assert store.timing(spec.parent)["train_s"] > 0
+
+    train_set = store.datasets(spec)[0]
+    model = store._initial_model(spec, train_set)
+    state = model.state_dict()
+    for key in ("backbone.body.stem.0.weight", "backbone.body.layer3.0.conv1.weight", "backbone.fpn.inner_blocks.0.0.weight",
+                "rpn.head.conv.0.0.weight", "roi_heads.box_head.fc6.weight", "backbone.body.layer2.0.bn1.running_var"):
+        assert torch.equal(state[key], pretrained[key]), key
+    # the classifier and the class-specific regressor start fresh: C + 1 outputs, the seed's initialisation
+    fresh = build_model(spec, train_set).state_dict()
+    assert state["roi_heads.box_predictor.cls_score.weight"].shape[0] == train_set.num_classes + 1
+    for key in ("roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.bbox_pred.weight"):
+        assert torch.equal(state[key], fresh[key]), key
+    assert not torch.equal(state["roi_heads.box_head.fc6.weight"], fresh["roi_heads.box_head.fc6.weight"])
+    # a fine-tune: frozen batch norms, stem and first stage as trained
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.modules())
+    assert not any(p.requires_grad for p in model.backbone.body.stem.parameters())
+    assert all(p.requires_grad for p in model.backbone.body.layer2.parameters())
+
+    record = store.metrics(spec)  # and it trains and evaluates from there
+    assert record["num_detections"] > 0
