@@ -32,7 +32,8 @@ def main() -> None:
     source.checkpoint(parent)
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(Path(tmp) / "runs", data_root=args.data_root, device=args.device, progress=False)
-        shutil.copytree(source.run_dir(parent), store.run_dir(parent), ignore=shutil.ignore_patterns("roi_cache*"))
+        shutil.copytree(source.run_dir(parent), store.run_dir(parent),
+                        ignore=shutil.ignore_patterns("roi_cache*", "val_cache*"))
         rows = []
         for xi in args.xis:
             exact = store.metrics(decoupled_spec(args.profile, "acsl", xi=xi))

@@ -39,14 +39,18 @@ def predict(
         images, targets = collate_detection([dataset[i] for i in chunk])
         outputs = model([image.to(device) for image in images])
         for index, output, target in zip(chunk, outputs, targets):
-            boxes = output["boxes"].float().cpu()
-            xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
-            image_id = int(target["image_id"])
-            per_image[index] = [
-                {"image_id": image_id, "category_id": label_to_category[label - 1], "bbox": box, "score": score}
-                for box, score, label in zip(xywh, output["scores"].float().cpu().tolist(), output["labels"].cpu().tolist())
-            ]
+            per_image[index] = image_detections(output, int(target["image_id"]), label_to_category)
     gathered: dict[int, list[dict]] = {}
     for shard in distributed.all_gather(per_image):
         gathered.update(shard)
     return [detection for index in sorted(gathered) for detection in gathered[index]]
+
+
+def image_detections(output: dict[str, torch.Tensor], image_id: int, label_to_category) -> list[dict]:
+    """One image's detector output (``boxes`` as [x1, y1, x2, y2], ``scores``, ``labels`` from 1) as LVIS
+    results, labels mapped back to the annotation file's category ids (``label_to_category[label - 1]``)."""
+    boxes = output["boxes"].float().cpu()
+    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
+    scores, labels = output["scores"].float().cpu().tolist(), output["labels"].cpu().tolist()
+    return [{"image_id": image_id, "category_id": label_to_category[label - 1], "bbox": box, "score": score}
+            for box, score, label in zip(xywh, scores, labels)]

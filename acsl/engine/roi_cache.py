@@ -7,6 +7,8 @@ samples the RoIs as training does (RPN proposals with the training top-n, ground
 image at 25 % positives, drawn from a per-image key), and stores the 2-FC box-head features of the
 sampled RoIs as float16 in a memory-mapped file with their labels. ``train_classifier_on_cache`` then
 runs the stage-2 schedule (same epochs, batches, flips per epoch, lr schedule, clipping) on the cache.
+Such a run is evaluated on the parent's cached val box-head features (``acsl.engine.val_cache``), with the
+same detections as the whole detector gives.
 
 What differs from the exact stage 2, and may show in AP: each (image, flip) keeps the one RoI sample
 drawn when the cache was built, where the exact stage 2 draws a new one every epoch; features are
@@ -70,21 +72,22 @@ def estimate_cache_bytes(num_images: int, rois_per_image: int, feature_dim: int,
     return rows * feature_dim * 2 + rows * 8 + num_images * 2 * 2 * 8 + 2 * 128  # .npy headers
 
 
-def check_cache_size(estimate: int, cache_dir: Path, limit_gb: float | None = None) -> None:
+def check_cache_size(estimate: int, cache_dir: Path, limit_gb: float | None = None,
+                     what: str = "the RoI-feature cache", hint: str | None = None) -> None:
     """Refuse a cache of ``estimate`` bytes above the free disk under ``cache_dir`` or the limit in GB
-    (``limit_gb``, else ``$ACSL_CACHE_LIMIT_GB``, else none)."""
+    (``limit_gb``, else ``$ACSL_CACHE_LIMIT_GB``, else none); ``what`` names the cache, ``hint`` the way out."""
     if limit_gb is None and os.environ.get(CACHE_LIMIT_ENV):
         limit_gb = float(os.environ[CACHE_LIMIT_ENV])
     existing = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
     free = shutil.disk_usage(existing).free
     gib = 2 ** 30
-    hint = ("train the exact stage 2 (no --cached-stage2), cache without the flipped copy (half the size: "
-            "--cache-no-flips), or use a --subset of the images")
+    hint = hint or ("train the exact stage 2 (no --cached-stage2), cache without the flipped copy (half the size: "
+                    "--cache-no-flips), or use a --subset of the images")
     if estimate > free:
-        raise CacheTooLargeError(f"the RoI-feature cache would take about {estimate / gib:.1f} GiB but only "
+        raise CacheTooLargeError(f"{what} would take about {estimate / gib:.1f} GiB but only "
                                  f"{free / gib:.1f} GiB are free under {existing}; {hint}")
     if limit_gb is not None and estimate > limit_gb * 1e9:
-        raise CacheTooLargeError(f"the RoI-feature cache would take about {estimate / gib:.1f} GiB, above the limit "
+        raise CacheTooLargeError(f"{what} would take about {estimate / gib:.1f} GiB, above the limit "
                                  f"of {limit_gb} GB ({CACHE_LIMIT_ENV} or cache_limit_gb); {hint}, or raise the limit")
 
 

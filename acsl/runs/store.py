@@ -76,8 +76,9 @@ class RunStore:
     loader's ``workers`` (None: the profile's ``loader_workers`` on CUDA, 0 on the CPU) do not change a run's result beyond
     numeric precision, so they are not part of a spec's hash; ``metrics.json`` records the device and
     precision. ``max_iters`` bounds every spec asked for that is not bounded already (``acsl reproduce
-    --max-iters``): the bounded spec is what is stored. ``cache_limit_gb``: the largest RoI-feature cache
-    the fast stage 2 may write (``acsl.engine.roi_cache``)."""
+    --max-iters``): the bounded spec is what is stored. ``cache_limit_gb``: the largest feature cache the
+    fast stage 2 may write (``acsl.engine.roi_cache``; ``acsl.engine.val_cache`` evaluates with the whole
+    detector instead of writing a larger one)."""
 
     def __init__(self, root: str | Path = "runs", data_root: str | Path = "data", device: str = "auto",
                  progress: bool = True, launcher: Launcher | None = None, amp: bool = True,
@@ -219,7 +220,16 @@ class RunStore:
         apply_stage2_classifier(model, spec.classifier)
         model.load_state_dict(load_checkpoint(checkpoint)["model"])
         started = time.perf_counter()
-        detections = predict(model, val_set, spec.settings.eval_batch_size, self.device, self.progress)
+        if spec.cached and not distributed.is_distributed():  # the parent's val features, cached once
+            from ..engine.val_cache import VAL_CACHE_NAME, predict_cached_stage2
+
+            detections, val_cache_s = predict_cached_stage2(
+                model, val_set, self.run_dir(spec.parent) / VAL_CACHE_NAME, spec.settings.eval_batch_size,
+                self.device, self.progress, self.cache_limit_gb)
+            started += val_cache_s
+            record_timing(run_dir, "val_cache_s", val_cache_s, accumulate=False)  # ~0 when it already existed
+        else:
+            detections = predict(model, val_set, spec.settings.eval_batch_size, self.device, self.progress)
         if not distributed.is_main_process():  # rank 0 scores the gathered detections and writes the record
             distributed.barrier()
             return read_record(run_dir)
