@@ -1,7 +1,8 @@
 """Tests for acsl.evaluation.lvis_eval (docs/ARCHITECTURE.md, "Evaluation rules").
 
 The key test compares :func:`evaluate_lvis` (faster-coco-eval + the per-image cap)
-with the official ``lvis==0.5.3`` ``LVISEval`` on generated LVIS-format data.
+with the official ``lvis==0.5.3`` ``LVISEval`` on generated LVIS-format data. The generators
+(:func:`make_lvis_gt`, :func:`make_detections`) also feed ``benchmarks/bench_lvis_eval.py``.
 
 Test-local compatibility shims for the official evaluator (nothing outside this file
 is changed, and both shims are removed when the reference run is done):
@@ -84,8 +85,12 @@ def make_lvis_gt(seed: int = 0, num_images: int = 150, num_categories: int = 300
             "neg_category_ids": neg,
             "not_exhaustive_category_ids": not_exhaustive,
         })
-    image_count = {int(c): len({a["image_id"] for a in annotations if a["category_id"] == c}) for c in cat_ids}
-    instance_count = {int(c): int(sum(a["category_id"] == c for a in annotations)) for c in cat_ids}
+    image_count = dict.fromkeys((int(c) for c in cat_ids), 0)
+    instance_count = dict(image_count)
+    for cat, _image in {(a["category_id"], a["image_id"]) for a in annotations}:
+        image_count[cat] += 1
+    for a in annotations:
+        instance_count[a["category_id"]] += 1
     categories = [
         {
             "id": int(c),
@@ -100,8 +105,10 @@ def make_lvis_gt(seed: int = 0, num_images: int = 150, num_categories: int = 300
     return {"info": {}, "licenses": [], "images": images, "annotations": annotations, "categories": categories}
 
 
-def make_detections(gt: dict, seed: int = 1, heavy_images: int = 12) -> list[dict]:
-    """Jittered GT boxes, duplicates and false positives on every kind of category."""
+def make_detections(gt: dict, seed: int = 1, heavy_images: int = 12, per_image: int = 0) -> list[dict]:
+    """Jittered GT boxes, duplicates and false positives on every kind of category; with ``per_image`` > 0,
+    every image is then topped up to ``per_image`` detections with random boxes of its positive, negative
+    and unverified categories (the size of a real detector's output; ``benchmarks/bench_lvis_eval.py``)."""
     rng = np.random.default_rng(seed)
     cat_ids = [c["id"] for c in gt["categories"]]
     by_image: dict[int, list[dict]] = {}
@@ -118,6 +125,7 @@ def make_detections(gt: dict, seed: int = 1, heavy_images: int = 12) -> list[dic
         dets.append({"image_id": image_id, "category_id": int(cat), "bbox": box, "score": float(score)})
 
     for idx, img in enumerate(gt["images"]):
+        first = len(dets)
         anns = by_image.get(img["id"], [])
         pos = sorted({a["category_id"] for a in anns})
         unverified = [c for c in cat_ids if c not in pos and c not in img["neg_category_ids"]]
@@ -145,6 +153,17 @@ def make_detections(gt: dict, seed: int = 1, heavy_images: int = 12) -> list[dic
                 add(img["id"], int(rng.choice(pool)), random_box(img), rng.uniform(0, 1.0))
         if idx % 50 == 0:  # a zero-area box (the official loader drops it)
             add(img["id"], pos[0], [10.0, 10.0, 0.0, 5.0], 0.99)
+        missing = per_image - (len(dets) - first)
+        if missing > 0:  # background false positives, drawn in bulk
+            pool = np.array(pos + list(img["neg_category_ids"]) + unverified)
+            side = np.exp(rng.uniform(np.log(5), np.log(300), size=missing))
+            w = np.minimum(side, img["width"] - 1.0)
+            h = np.minimum(side * rng.uniform(0.5, 2.0, size=missing), img["height"] - 1.0)
+            x, y = rng.uniform(0, img["width"] - w), rng.uniform(0, img["height"] - h)
+            scores = np.round(rng.uniform(0, 0.6, size=missing), 2)  # 2 decimals: many equal scores
+            for box, cat, score in zip(np.c_[x, y, w, h].tolist(), rng.choice(pool, size=missing).tolist(),
+                                       scores.tolist()):
+                add(img["id"], cat, box, score)
     order = rng.permutation(len(dets))  # detectors do not emit detections grouped by image
     return [dets[i] for i in order]
 
@@ -346,6 +365,104 @@ def test_cap_detections_per_image_top_k_across_categories():
     assert cap_detections_per_image([], 300) == []
     with pytest.raises(ValueError, match="max_dets"):
         cap_detections_per_image(ties, 0)
+
+
+def _reference_cap(detections: list[dict], max_dets: int) -> list[dict]:
+    """The official ``LVISResults.limit_dets_per_image`` written out: group by image (first appearance),
+    sort an image over budget by score, descending (Python's sort is stable), keep the top ``max_dets``."""
+    per_image: dict = {}
+    for det in detections:
+        per_image.setdefault(det["image_id"], []).append(det)
+    kept = []
+    for dets in per_image.values():
+        if len(dets) > max_dets:
+            dets = sorted(dets, key=lambda d: d["score"], reverse=True)[:max_dets]
+        kept.extend(dets)
+    return kept
+
+
+_SCORE_KINDS = {  # one kind of number per list, as a detector writes them
+    "python float, 0.0 and -0.0": lambda v, rng: -0.0 if v == 0 and rng.random() < 0.5 else float(v),
+    "numpy float32": lambda v, rng: np.float32(v),
+    "numpy float64 and python float": lambda v, rng: np.float64(v) if rng.random() < 0.5 else float(v),
+    "int": lambda v, rng: int(v * 5),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_SCORE_KINDS))
+@pytest.mark.parametrize("seed", range(3))
+def test_vectorised_cap_equals_reference_with_ties(seed, kind):
+    """Same kept detections in the same order as the reference, on interleaved images of every size around
+    the budget, with many equal scores. (Scores mixing numpy float32 with Python floats are left out: numpy
+    2 compares those two in float32, so Python's own sort is then not even consistent.)"""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(0, 25, size=12)
+    dets = []
+    for image_id, size in enumerate(sizes.tolist()):
+        for _ in range(size):
+            score = _SCORE_KINDS[kind](int(rng.integers(0, 6)) / 5, rng)  # 6 distinct values: ties everywhere
+            dets.append({"image_id": image_id * 7 + 100, "category_id": int(rng.integers(1, 4)),
+                         "bbox": [0.0, 0.0, 1.0, 1.0], "score": score})
+    order = rng.permutation(len(dets))
+    dets = [dets[i] for i in order]
+    for max_dets in (1, 3, 10, int(sizes.max()), int(sizes.max()) + 1):
+        kept = cap_detections_per_image(dets, max_dets)
+        expected = _reference_cap(dets, max_dets)
+        assert len(kept) == len(expected) and all(a is b for a, b in zip(kept, expected)), max_dets
+
+
+def test_cap_on_the_benchmark_data_equals_reference():
+    gt = make_lvis_gt(seed=2, num_images=40, num_categories=60)
+    dets = make_detections(gt, seed=3, heavy_images=10, per_image=160)  # top-up scores have 2 decimals: ties
+    assert sum(len(d) > 300 for d in [[x for x in dets if x["image_id"] == i["id"]] for i in gt["images"]]) >= 10
+    kept = cap_detections_per_image(dets, 300)
+    expected = _reference_cap(dets, 300)
+    assert len(kept) == len(expected) and all(a is b for a, b in zip(kept, expected))
+
+
+@pytest.mark.parametrize(
+    ("bad", "pattern"),
+    [
+        ({"score": "0.5"}, r"detections\[3\]\['score'\]"),  # numpy would read the string as a number
+        ({"score": True}, r"detections\[3\]\['score'\]"),
+        ({"score": np.float32("inf")}, r"detections\[3\]\['score'\]"),
+        ({"bbox": ["1", 2, 3, 4]}, r"detections\[3\]\['bbox'\]"),
+        ({"bbox": "abcd"}, r"detections\[3\]\['bbox'\]"),
+        ({"bbox": [0, 0, float("inf"), 1]}, r"detections\[3\]\['bbox'\]"),
+        ({"bbox": np.zeros((4, 1))}, r"detections\[3\]\['bbox'\]"),
+        ({"bbox": [0, 0, 1, -1]}, r"detections\[3\]\['bbox'\] has a negative"),
+    ],
+)
+def test_bad_detection_named_among_good_ones(bad, pattern):
+    good = {"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.5}
+    dets = [dict(good) for _ in range(6)]
+    dets[3].update(bad)
+    dets[5]["score"] = "also bad, but later"
+    with pytest.raises(ValueError, match=pattern):
+        evaluate_lvis(_tiny_gt(), dets)
+    with pytest.raises(ValueError, match=pattern):
+        cap_detections_per_image(dets)
+
+
+def test_odd_but_valid_detections_and_unknown_ids_in_input_order():
+    dets = [
+        {"image_id": 1, "category_id": 1, "bbox": (10, 10, 40, 40), "score": 1},  # a tuple, an int score
+        {"image_id": 1, "category_id": 1, "bbox": [60, 60, True, 20], "score": np.float16(0.2)},
+    ]
+    assert evaluate_lvis(_tiny_gt(), dets)["AP"] == pytest.approx(1.0)
+    bad = [dict(dets[0]), dict(dets[0], category_id=9), dict(dets[0], image_id=9)]
+    with pytest.raises(ValueError, match=r"detections\[1\] has unknown category_id 9"):
+        evaluate_lvis(_tiny_gt(), bad)
+    import gc
+
+    gc.disable()
+    try:  # the evaluator pauses the cyclic collector and puts it back as it was
+        evaluate_lvis(_tiny_gt(), dets)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    evaluate_lvis(_tiny_gt(), dets)
+    assert gc.isenabled()
 
 
 def test_empty_detections_match_official_all_filtered(tmp_path):
