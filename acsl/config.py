@@ -103,6 +103,9 @@ class DetectorConfig:
     init: str | None = None
     # Frozen batch norms (torchvision's FrozenBatchNorm2d); implied by ``init`` and ``pretrained_backbone``.
     frozen_norm: bool = False
+    # In a fine-tune from the synthetic profiles' pretrained start: the backbone and FPN stay as pretrained
+    # and the RPN and RoI heads train (docs/ARCHITECTURE.md, "The pretrained start"). Stage 0 ignores it.
+    frozen_backbone: bool = False
     fpn_channels: int = 256
     min_size: int = 800
     max_size: int = 1333
@@ -144,6 +147,7 @@ _COUNT = (1, 1_000_000)
 #: the type; a tuple: each item).
 DETECTOR_LIMITS: dict[str, tuple[float, float]] = {
     "architecture": (0, 0), "backbone": (0, 0), "pretrained_backbone": (0, 0), "init": (0, 0), "frozen_norm": (0, 0),
+    "frozen_backbone": (0, 0),
     "fpn_channels": _COUNT, "min_size": (16, 8192), "max_size": (16, 8192), "anchor_sizes": _COUNT,
     "rpn_pre_nms_top_n_train": _COUNT, "rpn_post_nms_top_n_train": _COUNT, "rpn_pre_nms_top_n_test": _COUNT,
     "rpn_post_nms_top_n_test": _COUNT, "rpn_batch_size_per_image": _COUNT, "rois_per_image": _COUNT,

@@ -2,9 +2,9 @@
 
     python benchmarks/bench_train_step.py [--profile quick] [--iterations 12] [--eval-images 40]
 
-Training: the profile's stage-1 detector on its batches (softmax CE, fresh weights or, with
-``--pretrained``, frozen stem, first stage and batch norms as a fine-tune from the pretrained start has),
-timed per phase with module hooks: data (reading and collating the images), transform (resize and
+Training: the profile's stage-1 detector on its batches (softmax CE) as a stage-1 run builds it (on a
+synthetic profile: a fine-tune from the pretrained start, docs/ARCHITECTURE.md, "The pretrained start"; with
+``--from-scratch``: the whole detector trained from random initialisation, as stage 1 was before), timed per phase with module hooks: data (reading and collating the images), transform (resize and
 normalise), backbone + FPN, RPN (anchors, proposals, its losses), RoI heads (sampling, RoIAlign, box head)
 with the classification loss timed apart, backward and the optimizer step. Evaluation: the same phases in
 eval mode plus the post-processing (NMS, top detections). Each phase is printed in ms per iteration and as
@@ -72,11 +72,13 @@ def load_batches(train_set, count: int, batch_size: int, timer: PhaseTimer):
     return batches
 
 
-def profile_training(profile: str, iterations: int, pretrained: bool, train_set) -> tuple[dict, float]:
+def profile_training(profile: str, iterations: int, from_scratch: bool, train_set) -> tuple[dict, float]:
     settings = get_profile(profile)
     torch.manual_seed(0)
     loss = build_loss("softmax_ce", train_set.num_classes, train_set.frequencies)
-    detector = replace(settings.detector, frozen_norm=True) if pretrained else settings.detector
+    detector = baseline_spec(profile).detector_config()
+    if from_scratch:
+        detector = replace(detector, frozen_norm=False, frozen_backbone=False)
     model = build_detector(detector, train_set.num_classes, loss)
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -136,14 +138,15 @@ def main() -> None:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--eval-images", type=int, default=40)
-    parser.add_argument("--pretrained", action="store_true",
-                        help="time a fine-tune: frozen batch norms, stem and first stage (as from the pretrained start)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="time the whole detector trained from random initialisation (no pretrained start)")
     parser.add_argument("--data-root", default="data")
     args = parser.parse_args()
     store = RunStore("/tmp/acsl-bench-train-step-runs", data_root=args.data_root, device="cpu", progress=False)
     train_set, val_set, _ = store.datasets(baseline_spec(args.profile))
-    print(f"profile {args.profile}, {torch.get_num_threads()} threads, batch {get_profile(args.profile).stage1.batch_size}")
-    totals, wall = profile_training(args.profile, args.iterations, args.pretrained, train_set)
+    mode = "from scratch" if args.from_scratch else "as a stage-1 run"
+    print(f"profile {args.profile} ({mode}), {torch.get_num_threads()} threads, batch {get_profile(args.profile).stage1.batch_size}")
+    totals, wall = profile_training(args.profile, args.iterations, args.from_scratch, train_set)
     print_table("training step", totals, wall, args.iterations, "iteration")
     batch = get_profile(args.profile).eval_batch_size
     totals, wall = profile_evaluation(args.profile, args.eval_images, val_set)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision.ops import FrozenBatchNorm2d
 
-from acsl.data.coarse import CoarseLabels
+from acsl.data.coarse import CoarseLabels, coarse_class
 from acsl.data.synthetic import SHAPES
 from acsl.engine import load_checkpoint
 from acsl.runs import ExperimentSpec, RunStore, baseline_spec, build_model, decoupled_spec, pretrain_spec
@@ -39,19 +39,24 @@ def test_the_pretrained_start_is_refused_where_it_does_not_apply():
         ExperimentSpec("smoke", stage=0, detector=(("architecture", "cascade_rcnn"),))
 
 
-def test_coarse_labels_are_the_shapes_of_the_categories(smoke_train):
+def test_coarse_labels_keep_the_frequent_categories_and_pool_the_rest_by_shape(smoke_train):
     coarse = CoarseLabels(smoke_train)
-    assert set(coarse.coarse_names) <= set(SHAPES) and coarse.num_classes == len(coarse.coarse_names)
-    shape_of = {c["id"]: c["shape"] for c in smoke_train.categories}
+    categories = {c["id"]: c for c in smoke_train.categories}
+    frequent = [c["name"] for c in categories.values() if c["frequency"] == "f"]
+    shapes = {c["shape"] for c in categories.values() if c["frequency"] != "f"}
+    assert sorted(coarse.coarse_names) == sorted(frequent + [f"other {shape}" for shape in shapes])
+    assert coarse.num_classes < smoke_train.num_classes and all(s in SHAPES for s in shapes)
     for index in range(4):
         _, fine = smoke_train.get(index, flip=False)
         image, target = coarse.get(index, flip=False)
         assert torch.equal(target["boxes"], fine["boxes"])
-        expected = [coarse.coarse_names.index(shape_of[smoke_train.label_to_category_id[label - 1]]) + 1
+        expected = [coarse.coarse_names.index(coarse_class(categories[smoke_train.label_to_category_id[label - 1]])) + 1
                     for label in fine["labels"].tolist()]
         assert target["labels"].tolist() == expected
     assert sum(coarse.instance_counts) == sum(smoke_train.instance_counts)
     assert coarse.frequencies == ["f"] * coarse.num_classes
+    assert coarse_class({"name": "red_star_plain", "frequency": "f", "shape": "star"}) == "red_star_plain"
+    assert coarse_class({"name": "red_star_dotted", "frequency": "r", "shape": "star"}) == "other star"
 
 
 def test_a_stage1_run_loads_the_pretrained_start_with_a_fresh_classifier(tmp_path, smoke_bench):

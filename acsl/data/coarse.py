@@ -1,11 +1,13 @@
-"""A detection dataset relabelled by a coarse attribute of its categories: the synthetic benchmark's
-analogue of COCO (docs/ARCHITECTURE.md, "The pretrained start").
+"""A detection dataset relabelled with a coarser vocabulary: the synthetic benchmark's analogue of COCO
+(docs/ARCHITECTURE.md, "The pretrained start").
 
 The paper's detectors start from a COCO-trained Faster R-CNN. COCO labels the very images LVIS annotates,
-with fewer, coarser and far less long-tailed classes. On the synthetic benchmark the same relation holds
-between its categories (shape × colour × marking) and their shapes: ``CoarseLabels(dataset, "shape")``
-gives the same images and boxes with one class per shape (8 classes, none rare), and the pretraining
-stage trains a detector on it.
+with fewer, coarser and far less long-tailed classes: its 80 classes are common objects that LVIS keeps
+among its frequent categories, and the rarer LVIS categories fall under a coarser COCO class (a dalmatian
+is a "dog") or under none. ``CoarseLabels`` builds the same relation on the synthetic benchmark (categories
+are shape × colour × marking): a frequent category keeps its own class, and every common or rare category
+is labelled by its shape alone ("other star"). Every coarse class has many images (a shape class pools all
+the rarer categories of that shape), and the pretraining stage trains a detector on it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ from typing import Any
 
 import torch
 
-#: The category attribute the synthetic benchmark's pretraining labels boxes by.
+#: The category attribute that names the coarse class of a common or rare category.
 PRETRAIN_ATTRIBUTE = "shape"
 
 
+def coarse_class(category: dict, attribute: str = PRETRAIN_ATTRIBUTE) -> str:
+    """A frequent category's own name; a common or rare one's ``attribute`` ("other <shape>")."""
+    return str(category["name"]) if category.get("frequency") == "f" else f"other {category[attribute]}"
+
+
 class CoarseLabels(torch.utils.data.Dataset):
-    """``dataset`` (an ``LVISDetection`` or a wrapper of one) with each box labelled 1..K by the
-    ``attribute`` of its category (K distinct values, sorted by name). Flips, epochs and images pass through;
-    the class statistics a loss or sampler takes are those of the coarse classes."""
+    """``dataset`` (an ``LVISDetection`` or a wrapper of one) with each box labelled 1..K by the coarse class
+    of its category (``coarse_class``; K distinct classes, sorted by name). Flips, epochs and images pass
+    through; the class statistics a loss or sampler takes are those of the coarse classes."""
 
     def __init__(self, dataset: Any, attribute: str = PRETRAIN_ATTRIBUTE) -> None:
         missing = [c.get("name", c.get("id")) for c in dataset.categories if attribute not in c]
@@ -29,9 +36,9 @@ class CoarseLabels(torch.utils.data.Dataset):
             raise ValueError(f"pretraining labels boxes by the category field {attribute!r}, which categories "
                              f"{missing[:3]} of {dataset.ann_file} lack (the synthetic benchmark writes it)")
         self.dataset, self.attribute = dataset, attribute
-        self.coarse_names = sorted({c[attribute] for c in dataset.categories})
+        self.coarse_names = sorted({coarse_class(c, attribute) for c in dataset.categories})
         coarse = {name: i + 1 for i, name in enumerate(self.coarse_names)}
-        by_id = {c["id"]: coarse[c[attribute]] for c in dataset.categories}
+        by_id = {c["id"]: coarse[coarse_class(c, attribute)] for c in dataset.categories}
         # fine label 1..C → coarse label 1..K, index 0 (background) kept
         self.fine_to_coarse = torch.tensor([0] + [by_id[cid] for cid in dataset.label_to_category_id])
 
@@ -68,7 +75,7 @@ class CoarseLabels(torch.utils.data.Dataset):
 
     @property
     def frequencies(self) -> list[str]:
-        """Every coarse class is frequent (a shape covers many categories' images)."""
+        """Every coarse class counts as frequent: a frequent category, or a shape pooling many categories."""
         return ["f"] * self.num_classes
 
     @property

@@ -131,6 +131,8 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
     model = LongTailFasterRCNN(backbone, rpn, roi_heads, transform)
     if config.init is not None:
         load_detector_init(model, config.init)
+    if config.frozen_backbone:  # a fine-tune of the RPN and RoI heads on pretrained features
+        backbone.requires_grad_(False)
     return model
 
 

@@ -192,7 +192,9 @@ class ExperimentSpec:
         if unknown:
             raise ValueError(f"unknown detector field(s) {', '.join(unknown)}; DetectorConfig has {', '.join(sorted(known))}")
         config = replace(self.settings.detector, **dict(self.detector))
-        if self.stage >= 1 and self.settings.pretrain is not None:
+        if self.stage == 0:  # the pretraining trains the whole detector
+            config = replace(config, frozen_backbone=False)
+        elif self.settings.pretrain is not None:
             # fine-tuned from the pretrained start: frozen batch norms, as torchvision fine-tunes trained detectors
             config = replace(config, frozen_norm=True)
         if config.architecture not in ARCHITECTURES:
@@ -229,7 +231,7 @@ class ExperimentSpec:
             "format": SPEC_FORMAT_VERSION,
             "spec": spec,
             "data": data.record() if isinstance(data, SyntheticConfig) else asdict(data),
-            "detector": asdict(self.detector_config()),
+            "detector": _detector_record(self.detector_config()),
             "train": asdict(self.train_config()),
             "parent": self.parent.hash if self.parent else None,
         }
@@ -252,6 +254,15 @@ def baseline_spec(profile: str, schedule: int = 1, seed: int = 0, detector: dict
     Open Images track multi-label sigmoid BCE (Table 5's "baseline")."""
     return ExperimentSpec(profile=profile, loss=get_profile(profile).baseline_loss, stage=1, schedule=schedule, seed=seed,
                           detector=tuple((detector or {}).items()))
+
+
+def _detector_record(config: DetectorConfig) -> dict[str, Any]:
+    """The detector config as plain data; ``frozen_backbone`` only when set, so every run stored before the
+    field existed keeps its hash."""
+    record = asdict(config)
+    if not record["frozen_backbone"]:
+        del record["frozen_backbone"]
+    return record
 
 
 def pretrain_spec(profile: str, seed: int = 0, batch_size: int | None = None, detector: dict | None = None,
