@@ -238,3 +238,18 @@ def test_the_index_equals_the_official_lvis_apis(smoke_bench):
     ours = LVISDetection(smoke_bench.train_json, smoke_bench.train_images).lvis
     assert ours.imgs == official.imgs and ours.cats == official.cats and ours.anns == official.anns
     assert {k: v for k, v in ours.img_ann_map.items()} == {k: v for k, v in official.img_ann_map.items() if v}
+
+
+def test_kept_decoded_images_equal_fresh_reads_and_skip_the_files(tmp_path, smoke_bench):
+    import shutil
+
+    images = tmp_path / "images"
+    shutil.copytree(smoke_bench.train_images, images)
+    kept = LVISDetection(smoke_bench.train_json, images, train=True, hflip_prob=0.5, seed=0, keep_decoded=True)
+    fresh = LVISDetection(smoke_bench.train_json, smoke_bench.train_images, train=True, hflip_prob=0.5, seed=0)
+    first = [kept[i][0].clone() for i in range(3)]
+    shutil.rmtree(images)  # a kept image is not read again
+    for i in range(3):
+        assert torch.equal(kept[i][0], first[i]) and torch.equal(kept[i][0], fresh[i][0])
+        kept[i][0].mul_(0)  # a caller's in-place change does not reach the kept copy
+        assert torch.equal(kept[i][0], first[i])

@@ -81,8 +81,9 @@ def load_datasets(spec: ExperimentSpec, data_root: str | Path, progress: bool = 
     profile = spec.settings
     hflip = spec.train_config().hflip_prob
     (train_json, train_images), (val_json, val_images) = data_files(spec, data_root, progress)
-    train_set = LVISDetection(train_json, train_images, train=True, hflip_prob=hflip, seed=spec.seed)
-    val_set = LVISDetection(val_json, val_images)
+    small = isinstance(spec.settings.data, SyntheticConfig)  # decoded once, kept in memory across epochs and runs
+    train_set = LVISDetection(train_json, train_images, train=True, hflip_prob=hflip, seed=spec.seed, keep_decoded=small)
+    val_set = LVISDetection(val_json, val_images, keep_decoded=small)
     if spec.subset is not None:
         train_set, val_set = FirstImages(train_set, spec.subset), FirstImages(val_set, spec.subset)
     if spec.stage == 0:  # the pretrained start: the same images, boxes labelled by shape
