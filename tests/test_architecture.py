@@ -22,8 +22,11 @@ LAYERS = {
     "models": 3,
     "engine": 4, "evaluation": 4,
     "runs": 5,
-    "cli": 6, "report": 6, "tables": 6, "integrations": 6, "__main__": 7,
+    "cli": 6, "report": 6, "tables": 6, "__main__": 7,
+    "integrations": 7,
 }
+#: Frameworks only ``acsl.integrations`` may import (docs/ARCHITECTURE.md, "mmdet integration").
+FRAMEWORKS = ("mmdet", "mmcv", "mmengine")
 
 
 def _modules() -> list[tuple[str, Path]]:
@@ -64,6 +67,32 @@ def test_every_import_points_down_the_layers():
                 if own is not None and theirs is not None and theirs > own:
                     upward.append(f"{name} imports {target}")
     assert not upward, "imports up the layers:\n" + "\n".join(upward)
+
+
+def _imports(name: str, path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            found += _imported(name, path, node)
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+    return found
+
+
+def test_integrations_are_a_top_layer_that_nothing_imports_and_the_core_imports_no_framework():
+    wrong = []
+    for name, path in _modules():
+        if name == "acsl.integrations" or name.startswith("acsl.integrations."):
+            continue
+        for target in _imports(name, path):
+            if target == "acsl.integrations" or target.startswith("acsl.integrations."):
+                wrong.append(f"{name} imports {target}")
+            if target.split(".")[0] in FRAMEWORKS:
+                wrong.append(f"{name} imports {target} (only acsl.integrations may)")
+    assert not wrong, "\n".join(wrong)
+    code = "import sys, acsl.integrations; print(sorted(m for m in sys.modules if m.split('.')[0] in %r))" % (FRAMEWORKS,)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"importing acsl.integrations imported {out}"
 
 
 def test_every_top_level_module_has_a_layer():
