@@ -16,7 +16,7 @@
 #          then ACSL stage 2, each evaluated by acsl.LVISMetric (a few minutes).
 #
 # Environment: PYTHON (an interpreter to create venvs with when there is no base venv), BASE_VENV,
-# MMDET_VENV, BASELINE_ITERS (60), STAGE2_ITERS (30), WORK_DIR (build/mmdet_check).
+# MMDET_VENV, BASELINE_ITERS (60), STAGE2_ITERS (40), WORK_DIR (build/mmdet_check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -73,7 +73,7 @@ train() {
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   "$PY" -m acsl data generate --profile smoke --root data
   "$PY" scripts/mmdet_check.py --work-dir "${WORK_DIR:-build/mmdet_check}" \
-    --baseline-iters "${BASELINE_ITERS:-60}" --stage2-iters "${STAGE2_ITERS:-30}"
+    --baseline-iters "${BASELINE_ITERS:-60}" --stage2-iters "${STAGE2_ITERS:-40}"
 }
 
 case $STEP in
