@@ -405,9 +405,12 @@ def test_a_corrupt_timing_record_or_checkpoint_is_moved_aside(tmp_path, smoke_be
     (run_dir / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
     trained = []
     monkeypatch.setattr("acsl.runs.store.train", lambda *a, **k: trained.append(a[3]))
+    monkeypatch.setattr("acsl.runs.store.load_detector_init", lambda *a, **k: None)  # no pretrained start was trained
     with pytest.warns(RuntimeWarning, match="checkpoint.pt"):
         store.checkpoint(spec)
-    assert trained == [run_dir] and list(run_dir.glob("checkpoint.pt.corrupt-*"))
+    # the run retrains (its pretrained start is asked for first; with train patched out it never finishes)
+    assert trained[-1] == run_dir and set(trained[:-1]) == {store.run_dir(spec.parent)}
+    assert list(run_dir.glob("checkpoint.pt.corrupt-*"))
 
 
 def test_json_records_are_strict_and_null_reads_as_undefined(tmp_path):

@@ -28,7 +28,8 @@ def test_spec_hash_changes_with_what_decides_the_result():
 def test_stage2_specs_share_one_stage1_parent():
     parents = {decoupled_spec("smoke", "acsl", xi=xi).parent for xi in (0.1, 0.7, 0.9)}
     assert parents == {baseline_spec("smoke")}
-    assert baseline_spec("smoke").parent is None
+    assert baseline_spec("smoke").parent.stage == 0  # the pretrained start (tests/test_pretrain.py)
+    assert baseline_spec("lvis-v0.5").parent is None
 
 
 def test_a_total_batch_scales_the_lr_linearly_and_reaches_the_parent():
@@ -78,7 +79,7 @@ def test_schedule_multiplies_the_stage1_epochs_and_steps():
         (dict(profile="smoke", loss="magic"), "unknown loss 'magic'"),
         (dict(profile="smoke", loss="acsl", loss_options=(("xi", 1.5),), stage=2), r"xi .* \(0, 1\]"),
         (dict(profile="smoke", loss="bce", loss_options=(("gamma", 2.0),)), "bad options for loss 'bce'"),
-        (dict(profile="smoke", stage=3), "stage must be 1 or 2"),
+        (dict(profile="smoke", stage=3), "stage must be 0 \\(pretraining\\), 1 or 2"),
         (dict(profile="smoke", schedule=0), "schedule must be a positive"),
     ],
 )
