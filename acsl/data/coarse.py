@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .subset import images_per_class
+
 #: The category attribute that names the coarse class of a common or rare category.
 PRETRAIN_ATTRIBUTE = "shape"
 
@@ -91,11 +93,7 @@ class CoarseLabels(torch.utils.data.Dataset):
 
     @property
     def image_counts(self) -> list[int]:
-        counts = [0] * self.num_classes
-        for labels in self.image_labels:
-            for label in labels:
-                counts[label - 1] += 1
-        return counts
+        return images_per_class(self.image_labels, self.num_classes)
 
     @property
     def instance_counts(self) -> list[int]:

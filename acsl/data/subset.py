@@ -7,6 +7,15 @@ from typing import Any
 import torch
 
 
+def images_per_class(image_labels: list[tuple[int, ...]], num_classes: int) -> list[int]:
+    """Per label 1..C: how many of the images (each given by its labels) contain the class."""
+    counts = [0] * num_classes
+    for labels in image_labels:
+        for label in labels:
+            counts[label - 1] += 1
+    return counts
+
+
 class FirstImages(torch.utils.data.Dataset):
     """The first ``count`` items of ``dataset``; ``set_epoch``, ``is_flipped`` and ``get`` (per-epoch and
     explicit flips) pass through, ``image_labels`` (for image samplers), ``image_ids`` and the class
@@ -61,11 +70,7 @@ class FirstImages(torch.utils.data.Dataset):
     @property
     def image_counts(self) -> list[int]:
         """Per label 1..C: images among these items that contain the class."""
-        counts = [0] * self.dataset.num_classes
-        for labels in self.image_labels:
-            for label in labels:
-                counts[label - 1] += 1
-        return counts
+        return images_per_class(self.image_labels, self.dataset.num_classes)
 
     @property
     def instance_counts(self) -> list[int]:
