@@ -135,7 +135,7 @@ def test_torchrun_acsl_eval_trains_and_scores_with_two_processes(tmp_path):
     assert finished.returncode == 0, finished.stderr[-4000:]
     metrics = json.loads(finished.stdout)  # printed once, by rank 0
     assert set(metrics) >= {"AP", "APr", "APc", "APf"}
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").glob("*_stage1_*")  # beside it, the pretrained start it fine-tunes
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["metrics"] == metrics and record["num_detections"] > 0
     assert load_checkpoint(run_dir / "checkpoint.pt")["world_size"] == 2

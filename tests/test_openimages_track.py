@@ -85,7 +85,7 @@ def test_tables_5_to_7_execute_in_smoke_with_ours_beside_the_papers(oi_report):
     assert list(table7.index) == ["Class Aware Sampling", "Equalization Loss", "ACSL", "BCE baseline (multi-label)"]
     assert table7[("AP", "ours")].notna().all() and table7.loc["ACSL", ("AP", "paper")] == 61.7
     # Ours comes from the runs: the ACSL row is the run store's metric of that spec.
-    (acsl_dir,) = (root / "runs").glob("oi-smoke_stage2_acsl_xi0.7_1x_seed0-*")
+    (acsl_dir,) = (root / "runs").glob("oi-smoke_stage2_acsl_xi0.7_1x_cached_seed0-*")  # the CPU profiles' default
     stored = json.loads((acsl_dir / "metrics.json").read_text())["metrics"]["AP50_OI"]
     assert table7.loc["ACSL", ("AP", "ours")] == pytest.approx(round(stored, 2), abs=0.006)
     assert np.isclose(table5.loc[("ResNet50-FPN", "ACSL"), ("AP", "ours")], table7.loc["ACSL", ("AP", "ours")])

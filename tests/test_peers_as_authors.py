@@ -186,7 +186,7 @@ def test_specs_of_unchanged_losses_keep_their_hashes(profile):
 
 @pytest.mark.parametrize("label,cls", [("BAGS", BalancedGroupSoftmax), ("Federated loss", FederatedLoss),
                                        ("EQLv2", EQLv2)])
-@pytest.mark.parametrize("profile", ["smoke", "quick"])
+@pytest.mark.parametrize("profile", ["lvis-v0.5", "lvis-v1"])
 def test_a_revised_loss_hashes_apart_from_its_older_runs(monkeypatch, profile, label, cls):
     revised = method_spec(profile, label)
     assert cls.revision == 1 and revised.resolved()["loss_revision"] == 1
