@@ -106,6 +106,9 @@ class DetectorConfig:
     # In a fine-tune from the synthetic profiles' pretrained start: the backbone and FPN stay as pretrained
     # and the RPN and RoI heads train (docs/ARCHITECTURE.md, "The pretrained start"). Stage 0 ignores it.
     frozen_backbone: bool = False
+    # With ``frozen_backbone``: the RPN stays as pretrained too, so only the RoI heads train, on FPN maps and
+    # proposals cached once per pretrained start (``acsl.engine.proposal_cache``). Stage 0 ignores it.
+    frozen_rpn: bool = False
     fpn_channels: int = 256
     min_size: int = 800
     max_size: int = 1333
@@ -132,6 +135,9 @@ class DetectorConfig:
                     raise ValueError(f"DetectorConfig.{name} must lie in [{low}, {high}], got {value!r}")
         if self.max_size < self.min_size:
             raise ValueError(f"DetectorConfig.max_size ({self.max_size}) must be >= min_size ({self.min_size})")
+        if self.frozen_rpn and not self.frozen_backbone:
+            raise ValueError("DetectorConfig.frozen_rpn needs frozen_backbone: the RPN reads the FPN maps, so it can "
+                             "stay fixed only when they do")
         if not self.anchor_sizes:
             raise ValueError("DetectorConfig.anchor_sizes must name at least one anchor size, got ()")
 
@@ -147,7 +153,7 @@ _COUNT = (1, 1_000_000)
 #: the type; a tuple: each item).
 DETECTOR_LIMITS: dict[str, tuple[float, float]] = {
     "architecture": (0, 0), "backbone": (0, 0), "pretrained_backbone": (0, 0), "init": (0, 0), "frozen_norm": (0, 0),
-    "frozen_backbone": (0, 0),
+    "frozen_backbone": (0, 0), "frozen_rpn": (0, 0),
     "fpn_channels": _COUNT, "min_size": (16, 8192), "max_size": (16, 8192), "anchor_sizes": _COUNT,
     "rpn_pre_nms_top_n_train": _COUNT, "rpn_post_nms_top_n_train": _COUNT, "rpn_pre_nms_top_n_test": _COUNT,
     "rpn_post_nms_top_n_test": _COUNT, "rpn_batch_size_per_image": _COUNT, "rois_per_image": _COUNT,

@@ -4,10 +4,13 @@
 
 Training: the profile's stage-1 detector on its batches (softmax CE) as a stage-1 run builds it (on a
 synthetic profile: a fine-tune from the pretrained start, docs/ARCHITECTURE.md, "The pretrained start"; with
-``--from-scratch``: the whole detector trained from random initialisation, as stage 1 was before), timed per phase with module hooks: data (reading and collating the images), transform (resize and
+``--from-scratch``: the whole detector trained from random initialisation, as stage 1 was before), timed
+per phase with module hooks: data (reading and collating the images), transform (resize and
 normalise), backbone + FPN, RPN (anchors, proposals, its losses), RoI heads (sampling, RoIAlign, box head)
 with the classification loss timed apart, backward and the optimizer step. Evaluation: the same phases in
-eval mode plus the post-processing (NMS, top detections). Each phase is printed in ms per iteration and as
+eval mode plus the post-processing (NMS, top detections). On the CPU profiles a stage-1 run trains the RoI
+heads on cached FPN maps and proposals (``acsl.engine.proposal_cache``): that step is timed too, with its
+ratio to the step on images. Each phase is printed in ms per iteration and as
 a share of the whole, so a before/after pair of runs shows what a change bought. The first 2 iterations
 are left out (first-touch allocations).
 """
@@ -15,13 +18,18 @@ are left out (first-touch allocations).
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from acsl.data import collate_detection
+from acsl.data.samplers import UniformSampler
+from acsl.engine.proposal_cache import CachedRoIHeadStep, build_proposal_cache
 from acsl.losses import build_loss
 from acsl.models import build_detector
 from acsl.profiles import get_profile
@@ -124,6 +132,73 @@ def profile_evaluation(profile: str, images_count: int, val_set) -> tuple[dict, 
     return dict(timer.totals), time.perf_counter() - started
 
 
+class FirstImages:
+    """The first ``count`` images of a training set (what the cached step's benchmark caches)."""
+
+    def __init__(self, dataset, count: int) -> None:
+        self.dataset, self.count = dataset, min(count, len(dataset))
+        self.ann_file, self.flips = dataset.ann_file, dataset.flips
+
+    def __len__(self) -> int:
+        return self.count
+
+    def get(self, index: int, flip: bool):
+        return self.dataset.get(index, flip)
+
+    def is_flipped(self, index: int, epoch: int) -> bool:
+        return self.dataset.is_flipped(index, epoch)
+
+
+def profile_cached_training(profile: str, iterations: int, train_set) -> tuple[dict, float]:
+    """The stage-1 step of the CPU profiles: the RoI heads on cached FPN maps and proposals
+    (``acsl.engine.proposal_cache``), phases: reading the cache, RoI heads (sampling, RoIAlign, box head),
+    classification loss, backward, optimizer."""
+    settings = get_profile(profile)
+    torch.manual_seed(0)
+    loss = build_loss("softmax_ce", train_set.num_classes, train_set.frequencies)
+    model = build_detector(baseline_spec(profile).detector_config(), train_set.num_classes, loss)
+    batch = settings.stage1.batch_size
+    images = FirstImages(train_set, (iterations + SKIPPED) * batch)
+    cache_root = Path(tempfile.mkdtemp(prefix="acsl-bench-proposals-"))
+    try:
+        cache = build_proposal_cache(model, images, cache_root, device="cpu", batch_size=settings.eval_batch_size,
+                                     progress=False)
+        step = CachedRoIHeadStep(model, cache, images, UniformSampler(len(images), 0), batch, 0,
+                                 torch.device("cpu"), torch.float16, False)
+        parameters = step.parameters()
+        optimizer = torch.optim.SGD(parameters, lr=0.001, momentum=0.9, weight_decay=1e-4)
+        timer = PhaseTimer({"RoI heads": model.roi_heads, "classification loss": model.roi_heads.classification_loss})
+        reads = PhaseTimer({})
+        original_inputs = cache.inputs
+
+        def timed_inputs(*args):
+            t = time.perf_counter()
+            out = original_inputs(*args)
+            reads.add("cache read", time.perf_counter() - t)
+            return out
+
+        cache.inputs = timed_inputs
+        started = 0.0
+        for i, item in enumerate(step.batches(0)[: iterations + SKIPPED]):
+            if i == SKIPPED:
+                timer.totals.clear()
+                reads.totals.clear()
+                started = time.perf_counter()
+            output = step.run(item)
+            t = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            output.loss.backward()
+            timer.add("backward", time.perf_counter() - t)
+            t = time.perf_counter()
+            torch.nn.utils.clip_grad_norm_(parameters, 35.0)
+            optimizer.step()
+            timer.add("optimizer", time.perf_counter() - t)
+        wall = time.perf_counter() - started
+    finally:
+        shutil.rmtree(cache_root, ignore_errors=True)
+    return {**reads.totals, **timer.totals}, wall
+
+
 def print_table(title: str, totals: dict, wall: float, iterations: int, unit: str) -> None:
     accounted = sum(totals.values())
     rows = {**totals, "other (Python glue)": wall - accounted}
@@ -147,7 +222,12 @@ def main() -> None:
     mode = "from scratch" if args.from_scratch else "as a stage-1 run"
     print(f"profile {args.profile} ({mode}), {torch.get_num_threads()} threads, batch {get_profile(args.profile).stage1.batch_size}")
     totals, wall = profile_training(args.profile, args.iterations, args.from_scratch, train_set)
-    print_table("training step", totals, wall, args.iterations, "iteration")
+    print_table("training step on images", totals, wall, args.iterations, "iteration")
+    if not args.from_scratch and baseline_spec(args.profile).on_cached_proposals:
+        cached_totals, cached_wall = profile_cached_training(args.profile, args.iterations, train_set)
+        print_table("training step on cached FPN maps and proposals (what a stage-1 run trains with)",
+                    cached_totals, cached_wall, args.iterations, "iteration")
+        print(f"cached step / step on images: {cached_wall / wall:.2f}")
     batch = get_profile(args.profile).eval_batch_size
     totals, wall = profile_evaluation(args.profile, args.eval_images, val_set)
     print_table("evaluation", totals, wall, max(1, args.eval_images // batch), "batch")

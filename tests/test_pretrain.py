@@ -79,10 +79,11 @@ def test_a_stage1_run_loads_the_pretrained_start_with_a_fresh_classifier(tmp_pat
     for key in ("roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.bbox_pred.weight"):
         assert torch.equal(state[key], fresh[key]), key
     assert not torch.equal(state["roi_heads.box_head.fc6.weight"], fresh["roi_heads.box_head.fc6.weight"])
-    # a fine-tune: frozen batch norms; the backbone and FPN as pretrained, the RPN and RoI heads train
+    # a fine-tune: frozen batch norms; the backbone, FPN and RPN as pretrained, the RoI heads train
     assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.modules())
-    assert not any(p.requires_grad for p in model.backbone.parameters())
-    assert all(p.requires_grad for p in (*model.rpn.parameters(), *model.roi_heads.parameters()))
+    assert not any(p.requires_grad for p in (*model.backbone.parameters(), *model.rpn.parameters()))
+    assert all(p.requires_grad for p in model.roi_heads.parameters())
+    assert spec.on_cached_proposals
 
     record = store.metrics(spec)  # and it trains and evaluates from there
     assert record["num_detections"] > 0

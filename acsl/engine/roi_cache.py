@@ -38,6 +38,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,6 +134,7 @@ def build_roi_cache(
     progress: bool = True,
     flips: bool = True,
     limit_gb: float | None = None,
+    proposals: Any = None,
 ) -> RoIFeatureCache:
     """The RoI feature cache of ``model`` (the frozen stage-1 detector) over ``dataset``, built into
     ``cache_dir`` unless a complete one for the same images and seed is there. Written into a sibling
@@ -148,6 +150,7 @@ def build_roi_cache(
         expected["flips"] = False
     if _cache_is_complete(cache_dir, expected):
         return RoIFeatureCache.open(cache_dir)
+    proposal_cache = proposals
     (classifier, *_) = model.classifiers
     estimate = estimate_cache_bytes(len(dataset), model.roi_heads.fg_bg_sampler.batch_size_per_image,
                                     classifier.in_features, flips)
@@ -167,17 +170,14 @@ def build_roi_cache(
         chunks = range(0, len(pairs), batch_size)
         for start in tqdm(chunks, desc="caching RoI features", disable=not progress, mininterval=2.0, leave=False):
             chunk = pairs[start:start + batch_size]
-            images, targets = collate_detection([dataset.get(index, flip) for index, flip in chunk])
-            images = [image.to(device) for image in images]
-            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
             keys = [mix_seed(seed, index, int(flip)) for index, flip in chunk]
             with model.sampling_keys(keys):
-                image_list, targets = model.transform(images, targets)
-                features = model.backbone(image_list.tensors)
-                proposals, _ = model.rpn(image_list, features, targets)
-                proposals = [p.float() for p in proposals]
+                if proposal_cache is None:
+                    features, proposals, targets, image_sizes = _frozen_detector_inputs(model, dataset, chunk, device)
+                else:
+                    features, proposals, targets, image_sizes = proposal_cache.inputs(chunk, device)
                 proposals, _, labels, _ = model.roi_heads.select_training_samples(proposals, targets)
-            pooled = model.roi_heads.box_roi_pool(features, proposals, image_list.image_sizes)
+            pooled = model.roi_heads.box_roi_pool(features, proposals, image_sizes)
             box_features = model.roi_heads.box_head(pooled).float().cpu()
             dim = box_features.shape[1]
             features_file.write(box_features.to(torch.float16).numpy().tobytes())
@@ -192,6 +192,19 @@ def build_roi_cache(
     shutil.rmtree(cache_dir, ignore_errors=True)
     staging.rename(cache_dir)
     return RoIFeatureCache.open(cache_dir)
+
+
+def _frozen_detector_inputs(model: LongTailFasterRCNN, dataset: LVISDetection, chunk: list[tuple[int, bool]],
+                            device: torch.device) -> tuple:
+    """(FPN maps, training proposals, resized targets, image sizes) of (image, flip) pairs under the
+    frozen detector, computed from the images."""
+    images, targets = collate_detection([dataset.get(index, flip) for index, flip in chunk])
+    images = [image.to(device) for image in images]
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    image_list, targets = model.transform(images, targets)
+    features = model.backbone(image_list.tensors)
+    proposals, _ = model.rpn(image_list, features, targets)
+    return features, [p.float() for p in proposals], targets, image_list.image_sizes
 
 
 class CachedClassifierStep:

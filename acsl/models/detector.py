@@ -133,6 +133,8 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
         load_detector_init(model, config.init)
     if config.frozen_backbone:  # a fine-tune of the RPN and RoI heads on pretrained features
         backbone.requires_grad_(False)
+    if config.frozen_rpn:  # and of the RoI heads alone, on cached proposals (acsl.engine.proposal_cache)
+        rpn.requires_grad_(False)
     return model
 
 

@@ -174,6 +174,23 @@ class ExperimentSpec:
                               subset=self.subset)
 
     @property
+    def on_cached_proposals(self) -> bool:
+        """Trained on the pretrained start's cached FPN maps and proposals (``acsl.engine.proposal_cache``):
+        a stage-1 fine-tune of the RoI heads alone (frozen backbone, FPN and RPN), and the exact (not
+        ``cached``) stage 2 on top of one."""
+        if self.stage == 1:
+            return self.parent is not None and self.detector_config().frozen_rpn
+        return self.stage == 2 and not self.cached and self.parent.on_cached_proposals
+
+    @property
+    def pretrained_start(self) -> ExperimentSpec | None:
+        """The stage-0 run this spec's detector descends from (None: it has none)."""
+        spec = self
+        while spec is not None and spec.stage != 0:
+            spec = spec.parent
+        return spec
+
+    @property
     def name(self) -> str:
         options = "-".join(f"{k}{v}" for k, v in self.loss_options)
         batch = f"batch{self.batch_size}" if self.batch_size is not None else ""
@@ -193,7 +210,7 @@ class ExperimentSpec:
             raise ValueError(f"unknown detector field(s) {', '.join(unknown)}; DetectorConfig has {', '.join(sorted(known))}")
         config = replace(self.settings.detector, **dict(self.detector))
         if self.stage == 0:  # the pretraining trains the whole detector
-            config = replace(config, frozen_backbone=False)
+            config = replace(config, frozen_backbone=False, frozen_rpn=False)
         elif self.settings.pretrain is not None:
             # fine-tuned from the pretrained start: frozen batch norms, as torchvision fine-tunes trained detectors
             config = replace(config, frozen_norm=True)
@@ -257,11 +274,12 @@ def baseline_spec(profile: str, schedule: int = 1, seed: int = 0, detector: dict
 
 
 def _detector_record(config: DetectorConfig) -> dict[str, Any]:
-    """The detector config as plain data; ``frozen_backbone`` only when set, so every run stored before the
-    field existed keeps its hash."""
+    """The detector config as plain data; ``frozen_backbone`` and ``frozen_rpn`` only when set, so every run
+    stored before the fields existed keeps its hash."""
     record = asdict(config)
-    if not record["frozen_backbone"]:
-        del record["frozen_backbone"]
+    for later in ("frozen_backbone", "frozen_rpn"):
+        if not record[later]:
+            del record[later]
     return record
 
 

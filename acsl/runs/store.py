@@ -141,13 +141,16 @@ class RunStore:
         if distributed.is_main_process():
             self.run_dir(spec).mkdir(parents=True, exist_ok=True)
             record_data(self.run_dir(spec), spec, self.data_identity(spec))
-        if spec.cached:
+        if spec.cached or spec.on_cached_proposals:
             # Everything with collectives first, on every rank: the stage-1 parent and the datasets. Then
             # rank 0 alone builds the cache and trains the classifier (seconds of work); the others wait.
             self.checkpoint(spec.parent)
             self.datasets(spec)
             if distributed.is_main_process():
-                self._train_cached(spec)
+                if spec.cached:
+                    self._train_cached(spec)
+                else:
+                    self._train_on_proposals(spec)
             distributed.barrier()
         elif self.launcher is not None and not distributed.is_distributed():
             self.launcher(spec, self)
@@ -195,9 +198,10 @@ class RunStore:
         model = self._initial_model(spec, train_set)
         started = time.perf_counter()
         cache_dir = self.run_dir(spec.parent) / ("roi_cache" if spec.cache_flips else "roi_cache-noflip")
+        proposals = self._proposal_cache(spec, model, train_set) if spec.parent.on_cached_proposals else None
         cache = build_roi_cache(model, train_set, cache_dir, seed=spec.seed, device=self.device,
                                 batch_size=spec.settings.eval_batch_size, progress=self.progress,
-                                flips=spec.cache_flips, limit_gb=self.cache_limit_gb)
+                                flips=spec.cache_flips, limit_gb=self.cache_limit_gb, proposals=proposals)
         cache_s = time.perf_counter() - started
         run_dir = self.run_dir(spec)
         sampler = build_sampler(spec.sampler, train_set.image_labels, spec.seed, **dict(spec.sampler_options))
@@ -206,6 +210,31 @@ class RunStore:
                                   max_iters=spec.max_iters)
         record_timing(run_dir, "train_s", time.perf_counter() - started - cache_s)
         record_timing(run_dir, "cache_s", cache_s)  # ~0 when the parent's cache already existed
+
+    def _proposal_cache(self, spec: ExperimentSpec, model, train_set):
+        """The FPN maps and proposals of ``spec``'s training images under its pretrained start's frozen
+        backbone, FPN and RPN, kept in the start's run directory and built by the first run that needs them."""
+        from ..engine.proposal_cache import build_proposal_cache
+
+        return build_proposal_cache(model, train_set, self.run_dir(spec.pretrained_start), device=self.device,
+                                    batch_size=spec.settings.eval_batch_size, progress=self.progress,
+                                    limit_gb=self.cache_limit_gb)
+
+    def _train_on_proposals(self, spec: ExperimentSpec) -> None:
+        from ..engine.proposal_cache import train_on_proposal_cache
+
+        train_set, _, _ = self.datasets(spec)
+        model = self._initial_model(spec, train_set)
+        started = time.perf_counter()
+        cache = self._proposal_cache(spec, model, train_set)
+        cache_s = time.perf_counter() - started
+        run_dir = self.run_dir(spec)
+        sampler = build_sampler(spec.sampler, train_set.image_labels, spec.seed, **dict(spec.sampler_options))
+        train_on_proposal_cache(model, cache, train_set, spec.train_config(), run_dir, seed=spec.seed,
+                                device=self.device, amp=self.amp, progress=self.progress, sampler=sampler,
+                                max_iters=spec.max_iters, stage=spec.stage)
+        record_timing(run_dir, "train_s", time.perf_counter() - started - cache_s)
+        record_timing(run_dir, "cache_s", cache_s)  # ~0 when the pretrained start's cache already existed
 
     def metrics(self, spec: ExperimentSpec) -> dict[str, Any]:
         """Stored metrics of ``spec``; trains and evaluates it first when the store has none."""
