@@ -406,6 +406,9 @@ def test_a_corrupt_timing_record_or_checkpoint_is_moved_aside(tmp_path, smoke_be
     trained = []
     monkeypatch.setattr("acsl.runs.store.train", lambda *a, **k: trained.append(a[3]))
     monkeypatch.setattr("acsl.runs.store.load_detector_init", lambda *a, **k: None)  # no pretrained start was trained
+    # the fine-tune trains on the start's cached maps and proposals
+    monkeypatch.setattr("acsl.engine.proposal_cache.build_proposal_cache", lambda *a, **k: None)
+    monkeypatch.setattr("acsl.engine.proposal_cache.train_on_proposal_cache", lambda *a, **k: trained.append(a[4]))
     with pytest.warns(RuntimeWarning, match="checkpoint.pt"):
         store.checkpoint(spec)
     # the run retrains (its pretrained start is asked for first; with train patched out it never finishes)
