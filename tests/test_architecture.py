@@ -22,7 +22,7 @@ LAYERS = {
     "models": 3,
     "engine": 4, "evaluation": 4,
     "runs": 5,
-    "cli": 6, "report": 6, "tables": 6, "notebook": 6, "provenance": 6, "__main__": 7,
+    "cli": 6, "report": 6, "tables": 6, "notebook": 6, "provenance": 6, "verdicts": 6, "__main__": 7,
     "integrations": 7,
 }
 #: Frameworks only ``acsl.integrations`` may import (docs/ARCHITECTURE.md, "mmdet integration").
