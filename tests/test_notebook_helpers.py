@@ -1,16 +1,20 @@
 """The notebook helpers (docs/ARCHITECTURE.md, "Notebook parameters and provenance"): relative paths
 resolve against the repository root whatever the working directory, list parameters accept papermill's
-string form and name the parameter when they cannot be read."""
+string form and name the parameter when they cannot be read, and every notebook applies both in its
+first code cell."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import acsl
 from acsl import notebook
 from acsl.notebook import list_parameter, repository_root, resolve_path
+from acsl.report import NOTEBOOKS_DIR, available_notebooks
 
 CHECKOUT = Path(acsl.__file__).resolve().parents[1]
 
@@ -143,3 +147,39 @@ def test_the_example_can_be_given_and_the_item_type_is_checked():
     with pytest.raises(ValueError, match=r"^xis: item_type must be one of float, int, str"):
         list_parameter("xis", [1], complex)
 
+
+# --- every notebook applies them -----------------------------------------------------------------------
+
+#: List parameters whose default is not a list literal (None: every method).
+LIST_PARAMETERS_WITHOUT_A_LIST_DEFAULT = {"table4_sota": {"methods"}}
+PATH_PARAMETERS = ("run_store", "data_root", "output_dir")
+
+
+def _parameters_and_next_cell(path: Path) -> tuple[dict[str, ast.expr], str]:
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    index = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    assignments = {target.id: node.value for node in ast.parse(cells[index].source).body
+                   if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)}
+    return assignments, cells[index + 1].source
+
+
+def _calls(source: str, function: str) -> set[str]:
+    """The names (first arguments, as string constants) that ``source`` passes to ``function``."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == function and node.args:
+            if isinstance(node.args[0], ast.Constant):
+                found.add(node.args[0].value)
+    return found
+
+
+@pytest.mark.parametrize("path", available_notebooks(NOTEBOOKS_DIR), ids=lambda p: p.stem)
+def test_every_notebook_resolves_its_paths_reads_its_lists_and_shows_provenance_first(path):
+    parameters, first_cell = _parameters_and_next_cell(path)
+    paths = {name for name in PATH_PARAMETERS if name in parameters}
+    assert paths >= {"data_root", "output_dir"}
+    assert _calls(first_cell, "resolve_path") >= paths
+    lists = {name for name, value in parameters.items() if isinstance(value, (ast.List, ast.Tuple))}
+    lists |= LIST_PARAMETERS_WITHOUT_A_LIST_DEFAULT.get(path.stem, set())
+    assert _calls(first_cell, "list_parameter") == lists
+    assert "show_provenance(" in first_cell

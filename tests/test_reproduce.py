@@ -5,6 +5,7 @@ report in place."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import nbformat
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from acsl.cli import main
+from acsl.notebook import repository_root
 from acsl.report import NOTEBOOKS_DIR, NotebookFailed, available_notebooks, reproduce
 
 
@@ -152,6 +154,29 @@ def test_a_second_run_reuses_the_run_store(smoke_report):
     again = reproduce(profile="smoke", only=["table2_xi_ablation", "table3_backbones"], reports_dir=root / "reports",
                       run_store=root / "runs", data_root=root / "data", progress=False)
     assert again[0].wall_s < first[0].wall_s and again[1].wall_s < first[1].wall_s
+
+
+def test_a_notebook_run_elsewhere_resolves_relative_paths_against_the_repository(tmp_path):
+    """papermill from another working directory, with paths relative to the repository root: the notebook
+    writes its data and figure there, nothing into its working directory, and opens with its provenance."""
+    import papermill
+
+    elsewhere = tmp_path / "kernel-cwd"
+    elsewhere.mkdir()
+    parameters = {"profile": "smoke", "data_root": os.path.relpath(tmp_path / "data", repository_root()),
+                  "output_dir": os.path.relpath(tmp_path / "reports", repository_root())}
+    papermill.execute_notebook(str(NOTEBOOKS_DIR / "fig1_label_distribution.ipynb"), str(tmp_path / "fig1.ipynb"),
+                               parameters=parameters, kernel_name="python3", progress_bar=False, cwd=str(elsewhere))
+    assert (tmp_path / "reports" / "fig1_label_distribution.png").is_file()
+    assert list((tmp_path / "data").rglob("*.json")), "the smoke benchmark was not generated into data_root"
+    assert not any(elsewhere.iterdir())
+    executed = nbformat.read(tmp_path / "fig1.ipynb", as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    first = code[[i for i, c in enumerate(code) if "injected-parameters" in c.metadata.get("tags", [])][0] + 1]
+    (shown,) = [o for o in first.outputs if "acsl_provenance" in o.get("metadata", {})]
+    assert shown["data"]["text/markdown"].startswith("**Provenance**")
+    assert shown["metadata"]["acsl_provenance"]["profile"] == "smoke"
+    assert shown["metadata"]["acsl_provenance"]["seeds"] == [0]
 
 
 def _failing_notebook(directory):
