@@ -5,6 +5,11 @@ Every notebook runs into a staging directory first. Only when all requested note
 rendered do their files move into ``reports/`` (one rename each) and the index get rewritten; a failing
 notebook stops the command with its name and cell, and the previous report stays as it was (the failed
 notebook is kept under ``reports/failed/`` for inspection).
+
+The index page states where the numbers come from (docs/ARCHITECTURE.md, "Notebook parameters and
+provenance"): the commit and software of the run (``acsl.provenance``), and each notebook's real start
+time, wall time and seeds. Each executed notebook records the report folder as its ``output_dir``, where
+its files end up, rather than the staging folder it wrote them to.
 """
 
 from __future__ import annotations
@@ -17,15 +22,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
 from .io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .profiles import get_profile
+from .provenance import UNKNOWN, provenance
 from .runs.timings import stage_times
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 MANIFEST_NAME = "manifest.json"
+#: The comment heading the injected-parameters cell of a published notebook (see ``_record_final_location``).
+STAGED_COMMENT = ("Parameters (output_dir: where acsl reproduce published this notebook's files; "
+                  "it wrote them to a staging folder first)")
 
 
 class NotebookFailed(RuntimeError):
@@ -34,9 +44,17 @@ class NotebookFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class NotebookResult:
+    """One executed notebook: its start time (UTC), wall time and the seeds its provenance block showed."""
+
     name: str
     title: str
     wall_s: float
+    started: str = ""
+    seeds: tuple[int, ...] = ()
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def available_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -88,6 +106,32 @@ def _execute(notebook: Path, output: Path, parameters: dict, cwd: Path, progress
         raise NotebookFailed(f"notebook {notebook.name} could not be executed: {type(error).__name__}: {error}") from error
 
 
+def _record_final_location(executed: Path, reports: Path) -> tuple[int, ...]:
+    """Make the executed notebook record ``reports`` as its ``output_dir`` (papermill recorded the staging
+    folder, gone once the files move) and its own published path; return the seeds its provenance block
+    recorded (``acsl.provenance.show_provenance``; none for a notebook without one)."""
+    from papermill.translators import translate_parameters
+
+    notebook = nbformat.read(executed, as_version=4)
+    meta = notebook.metadata.get("papermill", {})
+    parameters = dict(meta.get("parameters") or {})
+    if "output_dir" in parameters:
+        parameters["output_dir"] = str(reports)
+        meta["parameters"] = parameters
+        for cell in notebook.cells:
+            if "injected-parameters" in cell.metadata.get("tags", []):
+                cell.source = translate_parameters("python3", "python", parameters, comment=STAGED_COMMENT)
+    if meta.get("output_path"):
+        meta["output_path"] = str(reports / executed.name)
+    nbformat.write(notebook, executed)
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            record = output.get("metadata", {}).get("acsl_provenance")
+            if record:
+                return tuple(record.get("seeds", ()))
+    return ()
+
+
 def _render_html(executed: Path, target: Path) -> None:
     from nbconvert import HTMLExporter
 
@@ -119,6 +163,7 @@ def reproduce(
     if max_iters is not None and max_iters < 1:
         raise ValueError(f"max_iters must be >= 1 (or None), got {max_iters}")
     notebooks = select_notebooks(only, notebooks_dir)
+    run = {**provenance(profile, None, device), "started": _utc_now()}  # before anything is written
     reports = ensure_writable_dir(reports_dir, "reports").resolve()
     staging = reports / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -135,37 +180,50 @@ def reproduce(
         parameters["processes"] = processes
     if max_iters is not None:
         parameters["max_iters"] = max_iters
+    started = time.perf_counter()
     results: list[NotebookResult] = []
     try:
         for notebook in notebooks:
-            started = time.perf_counter()
-            if progress:
-                print(f"[acsl reproduce] {notebook.stem}: executing ({profile} profile)", flush=True)
-            executed = staging / notebook.name
-            try:
-                _execute(notebook, executed, parameters, cwd=Path.cwd(), progress=progress)
-                try:
-                    _render_html(executed, staging / f"{notebook.stem}.html")
-                except Exception as error:
-                    raise NotebookFailed(f"notebook {notebook.name} ran but could not be rendered to HTML: {error}") from error
-            except NotebookFailed:
-                failed_dir = reports / "failed"
-                failed_dir.mkdir(exist_ok=True)
-                if executed.exists():
-                    os.replace(executed, failed_dir / notebook.name)
-                raise
-            wall = time.perf_counter() - started
-            results.append(NotebookResult(notebook.stem, notebook_title(notebook), wall))
-            if progress:
-                print(f"[acsl reproduce] {notebook.stem}: done in {wall:.0f} s", flush=True)
-        _publish(staging, reports, results, profile, stage_times(run_store))
+            results.append(_run_one(notebook, staging, reports, parameters, profile, progress))
+        run.update(wall_s=round(time.perf_counter() - started, 1), seeds=sorted({s for r in results for s in r.seeds}))
+        _publish(staging, reports, results, profile, stage_times(run_store), run)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return results
 
 
+def _run_one(notebook: Path, staging: Path, reports: Path, parameters: dict, profile: str,
+             progress: bool) -> NotebookResult:
+    """Execute one notebook into ``staging`` and render it; a failure keeps it under ``reports/failed``."""
+    started_at, started = _utc_now(), time.perf_counter()
+    if progress:
+        print(f"[acsl reproduce] {notebook.stem}: executing ({profile} profile)", flush=True)
+    executed = staging / notebook.name
+    try:
+        _execute(notebook, executed, parameters, cwd=Path.cwd(), progress=progress)
+        try:
+            seeds = _record_final_location(executed, reports)
+        except Exception as error:
+            raise NotebookFailed(f"notebook {notebook.name} ran but its executed copy could not be updated "
+                                 f"with its published location: {type(error).__name__}: {error}") from error
+        try:
+            _render_html(executed, staging / f"{notebook.stem}.html")
+        except Exception as error:
+            raise NotebookFailed(f"notebook {notebook.name} ran but could not be rendered to HTML: {error}") from error
+    except NotebookFailed:
+        failed_dir = reports / "failed"
+        failed_dir.mkdir(exist_ok=True)
+        if executed.exists():
+            os.replace(executed, failed_dir / notebook.name)
+        raise
+    wall = time.perf_counter() - started
+    if progress:
+        print(f"[acsl reproduce] {notebook.stem}: done in {wall:.0f} s", flush=True)
+    return NotebookResult(notebook.stem, notebook_title(notebook), wall, started_at, seeds)
+
+
 def _publish(staging: Path, reports: Path, results: list[NotebookResult], profile: str,
-             stages: dict[str, float] | None = None) -> None:
+             stages: dict[str, float] | None = None, run: dict[str, Any] | None = None) -> None:
     """Prepare the new manifest and index in staging, then move every file into place (one rename
     each, the index last), so an unreadable manifest stops the command before anything moved."""
     manifest_path = reports / MANIFEST_NAME
@@ -173,34 +231,64 @@ def _publish(staging: Path, reports: Path, results: list[NotebookResult], profil
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     except json.JSONDecodeError as error:
         raise RuntimeError(f"{manifest_path} is not valid JSON ({error}); delete it to rebuild the index") from error
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     staged = sorted(p.name for p in staging.iterdir())
     for result in results:
         previous = {p.name for p in reports.glob(f"{result.name}*") if p.is_file()}
         files = sorted(previous | {name for name in staged if name.startswith(result.name)})
         manifest[result.name] = {"title": result.title, "profile": profile, "wall_s": round(result.wall_s, 1),
-                                 "executed": stamp, "files": files}
+                                 "started": result.started, "seeds": list(result.seeds), "files": files}
+        if run is not None:
+            manifest[result.name].update(commit=run["git_commit"], dirty=run["git_dirty"])
     if stages is not None:
         manifest["_stage_times"] = stages
+    if run is not None:
+        manifest["_provenance"] = run
     atomic_write_json(staging / MANIFEST_NAME, manifest)
     atomic_write_text(staging / "index.html", render_index(manifest))
     for name in sorted(os.listdir(staging), key=lambda n: n == "index.html"):
         os.replace(staging / name, reports / name)
 
 
+def _provenance_html(run: dict[str, Any] | None) -> str:
+    """The index's provenance block: the code, software and device of the last ``acsl reproduce``."""
+    if not run:
+        return "<p>Provenance: not recorded (this index predates it).</p>"
+    commit = run.get("git_commit", UNKNOWN)
+    if commit == UNKNOWN:
+        code = "unknown (not a git checkout)"
+    else:
+        state = {True: "with uncommitted changes", False: "clean tree"}.get(run.get("git_dirty"), "tree state unknown")
+        code = f"<code>{html.escape(commit)}</code> ({state})"
+    software = " · ".join(f"{name} {html.escape(str(run.get(key, UNKNOWN)))}" for key, name in
+                          (("python", "Python"), ("torch", "torch"), ("torchvision", "torchvision"),
+                           ("faster_coco_eval", "faster-coco-eval"), ("numpy", "numpy")))
+    seeds = ", ".join(map(str, run.get("seeds", []))) or "none"
+    items = [("commit", code), ("software", software), ("device", html.escape(str(run.get("device", UNKNOWN)))),
+             ("profile", f"<code>{html.escape(str(run.get('profile', UNKNOWN)))}</code>"), ("seeds", seeds),
+             ("run", f"started {html.escape(str(run.get('started', UNKNOWN)))}, "
+                     f"{run.get('wall_s', float('nan')) / 60:.1f} min for the notebooks it executed")]
+    return ("<h2>Provenance</h2><p>The code and software of the last <code>acsl reproduce</code>; a notebook "
+            "published by an earlier one names its own commit below.</p><table><tbody>"
+            + "".join(f"<tr><th>{key}</th><td>{value}</td></tr>" for key, value in items) + "</tbody></table>")
+
+
+def _notebook_row(name: str, entry: dict[str, Any]) -> str:
+    links = " · ".join(f'<a href="{html.escape(f)}">{html.escape(f.rsplit(".", 1)[-1])}</a>' for f in entry["files"])
+    commit = entry.get("commit")
+    commit = "—" if commit is None else "unknown" if commit == UNKNOWN else commit[:12] + ("+" if entry.get("dirty") is True else "")
+    seeds = ", ".join(map(str, entry["seeds"])) if "seeds" in entry else "—"
+    return (f"<tr><td><a href=\"{html.escape(name)}.html\">{html.escape(entry['title'])}</a></td>"
+            f"<td>{links}</td><td>{html.escape(entry['profile'])}</td><td>{html.escape(seeds or 'none')}</td>"
+            f"<td>{html.escape(entry.get('started', '—'))}</td><td>{entry['wall_s']:.0f} s</td>"
+            f"<td><code>{html.escape(commit)}</code></td></tr>")
+
+
 def render_index(manifest: dict) -> str:
-    """The report's index page: one row per notebook with links to its HTML, notebook and CSV files."""
-    rows = []
+    """The report's index page: the provenance of the last run, then one row per notebook with links to
+    its HTML, notebook and CSV files, its profile, seeds, real start time, wall time and commit."""
     stages = manifest.get("_stage_times", {})
     notebooks = {name: entry for name, entry in manifest.items() if not name.startswith("_")}
-    for name in sorted(notebooks):
-        entry = notebooks[name]
-        links = " · ".join(f'<a href="{html.escape(f)}">{html.escape(f.rsplit(".", 1)[-1])}</a>' for f in entry["files"])
-        rows.append(
-            f"<tr><td><a href=\"{html.escape(name)}.html\">{html.escape(entry['title'])}</a></td>"
-            f"<td>{links}</td><td>{html.escape(entry['profile'])}</td><td>{entry['wall_s']:.0f} s</td>"
-            f"<td>{html.escape(entry['executed'])}</td></tr>"
-        )
+    rows = [_notebook_row(name, notebooks[name]) for name in sorted(notebooks)]
     total = sum(entry["wall_s"] for entry in notebooks.values())
     stage_rows = "".join(f"<tr><td>{html.escape(stage)}</td><td>{seconds / 60:.1f} min</td></tr>"
                          for stage, seconds in stages.items())
@@ -213,10 +301,13 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;
 </head><body>
 <h1>Adaptive Class Suppression Loss for Long-Tail Object Detection — reproduced</h1>
 <p>Wang et al., CVPR 2021. Each page is an executed notebook: our runs beside the paper's numbers.</p>
-<table><thead><tr><th>table / figure</th><th>files</th><th>profile</th><th>wall time</th><th>executed</th></tr></thead>
+{_provenance_html(manifest.get("_provenance"))}
+<h2>Notebooks</h2>
+<table><thead><tr><th>table / figure</th><th>files</th><th>profile</th><th>seeds</th><th>started</th><th>wall time</th>
+<th>commit (+: uncommitted changes)</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
-<tr><td><b>all notebooks</b></td><td></td><td></td><td><b>{total / 60:.1f} min</b></td><td></td></tr>
+<tr><td><b>all notebooks</b></td><td></td><td></td><td></td><td></td><td><b>{total / 60:.1f} min</b></td><td></td></tr>
 </tbody></table>
 {stage_table}
 </body></html>

@@ -196,10 +196,20 @@ def test_figure_notebooks_execute_and_save_their_figures(tmp_path, profile):
                         progress=False)
     names = ["fig1_label_distribution", "fig2_lvis_vs_openimages", "fig3_acsl_illustration"]
     assert [r.name for r in results] == names
+    index = (tmp_path / "reports" / "index.html").read_text()
     for name in names:
         png = tmp_path / "reports" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f'href="{name}.png"' in (tmp_path / "reports" / "index.html").read_text()
+        assert f'href="{name}.png"' in index
+    # the index names the code, software and seeds behind the figures, and when each notebook started
+    assert "<h2>Provenance</h2>" in index and f"<code>{profile}</code>" in index
+    assert [r.seeds for r in results] == [(0,), (0,), ()] and all(r.started in index for r in results)
+    manifest = json.loads((tmp_path / "reports" / "manifest.json").read_text())
+    assert manifest["_provenance"]["seeds"] == [0] and manifest["fig1_label_distribution"]["seeds"] == [0]
+    # each executed notebook records where its files are now, not the staging folder it wrote them to
+    executed = nbformat.read(tmp_path / "reports" / "fig3_acsl_illustration.ipynb", as_version=4)
+    assert executed.metadata.papermill["parameters"]["output_dir"] == str((tmp_path / "reports").resolve())
+    assert ".staging" not in json.dumps(executed.metadata.papermill)
 
 
 def test_a_failing_notebook_is_named_with_its_cell_and_the_old_report_stays(tmp_path):
