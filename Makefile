@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make reproduce   every notebook in the `quick` profile on the CPU → reports/index.html
 #   make test        the test suite (notebooks executed in the `smoke` profile)
-# Both create the virtual environment .venv on first use.
+#   make lab         JupyterLab in notebooks/ (relative paths in the notebooks resolve against the repository root)
+# Each creates the virtual environment .venv on first use.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 PROFILE ?= quick
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test env clean-reports
+.PHONY: reproduce test lab env clean-reports
 
 env: $(STAMP)
 
@@ -23,6 +24,9 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lab: $(STAMP)
+	cd notebooks && $(CURDIR)/$(BIN)/jupyter lab
 
 clean-reports:
 	rm -rf reports
