@@ -72,6 +72,18 @@ def timed_modules(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
             "RoI heads": model.roi_heads, "classification loss": model.roi_heads.classification_loss}
 
 
+def timed_update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: list, timer: PhaseTimer) -> None:
+    """Backward, then clipping (at the recipe's 35) and the optimizer step, each timed into ``timer``."""
+    t = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    timer.add("backward", time.perf_counter() - t)
+    t = time.perf_counter()
+    torch.nn.utils.clip_grad_norm_(parameters, 35.0)
+    optimizer.step()
+    timer.add("optimizer", time.perf_counter() - t)
+
+
 def load_batches(train_set, count: int, batch_size: int, timer: PhaseTimer):
     start = time.perf_counter()
     batches = [collate_detection([train_set[(i * batch_size + j) % len(train_set)] for j in range(batch_size)])
@@ -99,15 +111,7 @@ def profile_training(profile: str, iterations: int, from_scratch: bool, train_se
             timer.totals.clear()
             started = time.perf_counter()
         losses = model(images, targets)
-        total = sum(losses.values())
-        t = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        timer.add("backward", time.perf_counter() - t)
-        t = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(parameters, 35.0)
-        optimizer.step()
-        timer.add("optimizer", time.perf_counter() - t)
+        timed_update(sum(losses.values()), optimizer, parameters, timer)
     wall = time.perf_counter() - started
     data = PhaseTimer({})
     load_batches(train_set, iterations, settings.stage1.batch_size, data)
@@ -184,15 +188,7 @@ def profile_cached_training(profile: str, iterations: int, train_set) -> tuple[d
                 timer.totals.clear()
                 reads.totals.clear()
                 started = time.perf_counter()
-            output = step.run(item)
-            t = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            output.loss.backward()
-            timer.add("backward", time.perf_counter() - t)
-            t = time.perf_counter()
-            torch.nn.utils.clip_grad_norm_(parameters, 35.0)
-            optimizer.step()
-            timer.add("optimizer", time.perf_counter() - t)
+            timed_update(step.run(item).loss, optimizer, parameters, timer)
         wall = time.perf_counter() - started
     finally:
         shutil.rmtree(cache_root, ignore_errors=True)
