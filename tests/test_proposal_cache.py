@@ -106,3 +106,14 @@ def test_frozen_rpn_needs_a_frozen_backbone():
 
     with pytest.raises(ValueError, match="frozen_rpn needs frozen_backbone"):
         DetectorConfig(frozen_rpn=True)
+
+
+def test_a_cache_above_the_limit_is_refused_and_leaves_nothing(tmp_path, store):
+    from acsl.engine.roi_cache import CacheTooLargeError
+
+    spec = baseline_spec("smoke", seed=0)
+    train_set = store.datasets(spec)[0]
+    model = store._initial_model(spec, train_set)
+    with pytest.raises(CacheTooLargeError, match="FPN-map and proposal cache"):
+        build_proposal_cache(model, train_set, tmp_path, device="cpu", progress=False, limit_gb=1e-6)
+    assert not list(tmp_path.iterdir())

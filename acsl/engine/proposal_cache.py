@@ -170,35 +170,38 @@ def build_proposal_cache(
     sizes_out: list[tuple[int, int]] = []
     shapes: dict[str, tuple[int, int, int]] | None = None
     started = time.perf_counter()
-    with open(staging / MAPS_NAME, "wb") as maps_file:
-        chunks = range(0, len(pairs), batch_size)
-        for start in tqdm(chunks, desc="caching FPN maps and proposals", disable=not progress, mininterval=2.0, leave=False):
-            chunk = pairs[start:start + batch_size]
-            images, targets = collate_detection([dataset.get(index, flip) for index, flip in chunk])
-            images = [image.to(device) for image in images]
-            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-            # the RPN's own anchor draws (for its loss, unused here) come from a key, not the global stream
-            with model.sampling_keys([mix_seed(0, index, int(flip)) for index, flip in chunk]):
-                image_list, targets = model.transform(images, targets)
-                features = model.backbone(image_list.tensors)
-                proposals, _ = model.rpn(image_list, features, targets)
-            chunk_shapes = {level: tuple(features[level].shape[1:]) for level in levels}
-            if shapes is None:
-                shapes = chunk_shapes
-                check_cache_size(estimate_cache_bytes(len(pairs), shapes, torch.finfo(dtype).bits // 8,
-                                                      model.rpn._post_nms_top_n["training"]),
-                                 staging, limit_gb, what="the FPN-map and proposal cache",
-                                 hint="train stage 1 on images (DetectorConfig.frozen_rpn=False)")
-            elif chunk_shapes != shapes:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise ValueError(f"the proposal cache needs every image of {dataset.ann_file} at one padded size; "
-                                 f"maps of {shapes} and {chunk_shapes} (images {chunk[0][0]}…): train stage 1 on "
-                                 f"images instead (DetectorConfig.frozen_rpn=False)")
-            rows = torch.cat([features[level].flatten(start_dim=1) for level in levels], dim=1)
-            maps_file.write(rows.to(dtype).cpu().numpy().tobytes())
-            proposals_out.extend(p.float().cpu() for p in proposals)
-            targets_out.extend({k: v.cpu() for k, v in t.items()} for t in targets)
-            sizes_out.extend(tuple(size) for size in image_list.image_sizes)
+    try:  # an error (too large, mixed sizes, interrupted) leaves no half-written cache behind
+        with open(staging / MAPS_NAME, "wb") as maps_file:
+            chunks = range(0, len(pairs), batch_size)
+            for start in tqdm(chunks, desc="caching FPN maps and proposals", disable=not progress, mininterval=2.0, leave=False):
+                chunk = pairs[start:start + batch_size]
+                images, targets = collate_detection([dataset.get(index, flip) for index, flip in chunk])
+                images = [image.to(device) for image in images]
+                targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+                # the RPN's own anchor draws (for its loss, unused here) come from a key, not the global stream
+                with model.sampling_keys([mix_seed(0, index, int(flip)) for index, flip in chunk]):
+                    image_list, targets = model.transform(images, targets)
+                    features = model.backbone(image_list.tensors)
+                    proposals, _ = model.rpn(image_list, features, targets)
+                chunk_shapes = {level: tuple(features[level].shape[1:]) for level in levels}
+                if shapes is None:
+                    shapes = chunk_shapes
+                    check_cache_size(estimate_cache_bytes(len(pairs), shapes, torch.finfo(dtype).bits // 8,
+                                                          model.rpn._post_nms_top_n["training"]),
+                                     staging, limit_gb, what="the FPN-map and proposal cache",
+                                     hint="train stage 1 on images (DetectorConfig.frozen_rpn=False)")
+                elif chunk_shapes != shapes:
+                    raise ValueError(f"the proposal cache needs every image of {dataset.ann_file} at one padded size; "
+                                     f"maps of {shapes} and {chunk_shapes} (images {chunk[0][0]}…): train stage 1 on "
+                                     f"images instead (DetectorConfig.frozen_rpn=False)")
+                rows = torch.cat([features[level].flatten(start_dim=1) for level in levels], dim=1)
+                maps_file.write(rows.to(dtype).cpu().numpy().tobytes())
+                proposals_out.extend(p.float().cpu() for p in proposals)
+                targets_out.extend({k: v.cpu() for k, v in t.items()} for t in targets)
+                sizes_out.extend(tuple(size) for size in image_list.image_sizes)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     torch.save({"proposals": proposals_out, "targets": targets_out, "image_sizes": sizes_out}, staging / BOXES_NAME)
     atomic_write_json(staging / META_NAME, {"identity": identity, "pairs": len(pairs), "flips": bool(dataset.flips),
                                             "dtype": str(np.dtype(str(dtype).replace("torch.", ""))),
