@@ -4,7 +4,6 @@ category statistics helpers."""
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -35,12 +34,10 @@ def _files(root: Path) -> dict[str, bytes]:
 def quick(tmp_path_factory):
     """The real ``quick`` config (60 categories, 1200 + 300 images at 128 px), generated once."""
     root = tmp_path_factory.mktemp("quick") / "bench"
-    t0 = time.perf_counter()
     bench = generate_benchmark(root, SyntheticConfig(), progress=False)
-    elapsed = time.perf_counter() - t0
     train = json.loads(bench.train_json.read_text())
     val = json.loads(bench.val_json.read_text())
-    return bench, train, val, elapsed
+    return bench, train, val
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +94,6 @@ def test_config_validation(field, value):
 # ------------------------------------------------------------------------------------ quick config
 
 
-def test_quick_generation_time(quick):
-    # docs/ARCHITECTURE.md, "The synthetic benchmark": well under a minute (about 14 s on one core here)
-    assert quick[3] < 30.0
-
-
 def test_quick_loads_with_lvis_api(quick):
     bench = quick[0]
     lv = LVIS(str(bench.train_json))
@@ -114,7 +106,7 @@ def test_quick_loads_with_lvis_api(quick):
 
 
 def test_frequency_follows_actual_train_counts(quick):
-    _, train, _, _ = quick
+    _, train, _ = quick
     img_counts = category_image_counts(train)
     inst_counts = category_instance_counts(train)
     for c in train["categories"]:
@@ -125,7 +117,7 @@ def test_frequency_follows_actual_train_counts(quick):
 
 
 def test_quick_split_is_lvis_shaped(quick):
-    _, train, val, _ = quick
+    _, train, val = quick
     shares = Counter(c["frequency"] for c in train["categories"])
     n = len(train["categories"])
     assert 0.25 <= shares["r"] / n <= 0.5, shares
@@ -135,7 +127,7 @@ def test_quick_split_is_lvis_shaped(quick):
 
 
 def test_every_category_in_val_at_least_3_images(quick):
-    _, train, val, _ = quick
+    _, train, val = quick
     val_counts = category_image_counts(val)
     assert set(val_counts) == {c["id"] for c in train["categories"]}
     assert min(val_counts.values()) >= 3
@@ -145,7 +137,7 @@ def test_every_category_in_val_at_least_3_images(quick):
 
 
 def test_lookalikes(quick):
-    _, train, _, _ = quick
+    _, train, _ = quick
     cats = {c["id"]: c for c in train["categories"]}
     looks = [c for c in cats.values() if c["lookalike_of"] is not None]
     n_rare = sum(c["frequency"] == "r" for c in cats.values())
@@ -163,7 +155,7 @@ def test_lookalikes(quick):
 
 
 def test_federated_fields_are_honest(quick):
-    _, train, val, _ = quick
+    _, train, val = quick
     for split in (train, val):
         present = defaultdict(set)
         for a in split["annotations"]:
@@ -180,7 +172,7 @@ def test_federated_fields_are_honest(quick):
 
 
 def test_annotations_geometry(quick):
-    _, train, _, _ = quick
+    _, train, _ = quick
     areas = []
     for a in train["annotations"]:
         x, y, w, h = a["bbox"]
@@ -213,9 +205,7 @@ def test_deterministic_bytes(small, tmp_path):
 
 def test_idempotent_and_refuses_other_config(small):
     before = {p: p.stat().st_mtime_ns for p in (small.train_json, small.root / "config.json")}
-    t0 = time.perf_counter()
     again = generate_benchmark(small.root, SMALL, progress=False)
-    assert time.perf_counter() - t0 < 1.0
     assert again == small
     assert {p: p.stat().st_mtime_ns for p in before} == before
     with pytest.raises(SyntheticDatasetExistsError, match="different config"):
