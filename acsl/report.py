@@ -150,8 +150,13 @@ def reproduce(
     progress: bool = True,
     processes: int = 1,
     max_iters: int | None = None,
+    jobs: int | None = None,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks in ``profile`` and publish them into ``reports_dir``.
+
+    ``jobs``: notebooks executed at once (``default_jobs``: 2 on a CPU with at least 2 cores, else 1).
+    Each kernel then gets ``cores // jobs`` threads. A run two notebooks share is trained once: the second
+    waits on the first's lock (``acsl.locks``). The longest notebooks start first (``execution_order``).
 
     ``processes`` > 1 is passed to the notebooks that train (their ``processes`` parameter); their run
     store then trains each run with ``torchrun --nproc_per_node processes``. ``max_iters`` is passed to
@@ -180,16 +185,100 @@ def reproduce(
         parameters["processes"] = processes
     if max_iters is not None:
         parameters["max_iters"] = max_iters
+    jobs = default_jobs(device) if jobs is None else jobs
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    run["jobs"] = jobs
     started = time.perf_counter()
-    results: list[NotebookResult] = []
     try:
-        for notebook in notebooks:
-            results.append(_run_one(notebook, staging, reports, parameters, profile, progress))
+        results = _run_all(execution_order(notebooks, reports / MANIFEST_NAME), staging, reports, parameters,
+                           profile, progress, jobs)
+        position = {notebook.stem: i for i, notebook in enumerate(notebooks)}
+        results.sort(key=lambda result: position[result.name])  # the order asked for, not the order run
         run.update(wall_s=round(time.perf_counter() - started, 1), seeds=sorted({s for r in results for s in r.seeds}))
         _publish(staging, reports, results, profile, stage_times(run_store), run)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return results
+
+
+def default_jobs(device: str = "auto") -> int:
+    """Notebooks to execute at once: 2 on a CPU with at least 2 cores (training is mostly single-threaded
+    work, so two 1-thread kernels do about 1.4× the work of one 2-thread kernel:
+    ``benchmarks/bench_train_step.py`` run twice at once with ``OMP_NUM_THREADS=1``), else 1."""
+    if device.startswith("cuda") or (device == "auto" and _cuda_available()):
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+#: Wall seconds of each notebook in the last measured ``quick`` report: the order when ``reports/`` has none.
+TYPICAL_WALL_S = {"table3_backbones": 870, "table2_xi_ablation": 800, "table5_openimages_backbones": 490,
+                  "table4_sota": 450, "fig4_per_class_ap": 340, "table7_openimages_methods": 105,
+                  "table1_group_partition": 52, "fig1_label_distribution": 21, "table6_openimages_tail": 13,
+                  "fig2_lvis_vs_openimages": 9, "fig3_acsl_illustration": 6}
+
+
+def execution_order(notebooks: list[Path], manifest_path: Path | None = None) -> list[Path]:
+    """Longest first (the last report's wall times, else ``TYPICAL_WALL_S``), so that with several jobs
+    the long notebooks do not end up running alone at the end."""
+    previous: dict[str, float] = {}
+    if manifest_path is not None and manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            previous = {name: float(entry["wall_s"]) for name, entry in manifest.items()
+                        if not name.startswith("_") and isinstance(entry, dict) and "wall_s" in entry}
+        except (json.JSONDecodeError, TypeError, ValueError):
+            previous = {}
+    return sorted(notebooks, key=lambda p: -previous.get(p.stem, TYPICAL_WALL_S.get(p.stem, 0.0)))
+
+
+def _run_all(notebooks: list[Path], staging: Path, reports: Path, parameters: dict, profile: str,
+             progress: bool, jobs: int) -> list[NotebookResult]:
+    """Execute ``notebooks`` (in this order) with ``jobs`` at a time. After a failure no new notebook
+    starts; those running finish, then the first failure is raised."""
+    if jobs == 1:
+        return [_run_one(notebook, staging, reports, parameters, profile, progress) for notebook in notebooks]
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: threads for name in THREAD_VARIABLES})  # the kernels inherit the environment
+    results: list[NotebookResult] = []
+    failure: BaseException | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            waiting, running = list(notebooks), set()
+            while waiting or running:
+                while waiting and len(running) < jobs and failure is None:
+                    running.add(pool.submit(_run_one, waiting.pop(0), staging, reports, parameters, profile,
+                                            progress))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        results.append(future.result())
+                    except BaseException as error:  # noqa: BLE001 - raised below, after the others finish
+                        failure = failure or error
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    if failure is not None:
+        raise failure
+    return results
+
+
+#: The thread-count variables a kernel's torch, OpenMP and MKL read at start.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _run_one(notebook: Path, staging: Path, reports: Path, parameters: dict, profile: str,
@@ -266,7 +355,8 @@ def _provenance_html(run: dict[str, Any] | None) -> str:
     items = [("commit", code), ("software", software), ("device", html.escape(str(run.get("device", UNKNOWN)))),
              ("profile", f"<code>{html.escape(str(run.get('profile', UNKNOWN)))}</code>"), ("seeds", seeds),
              ("run", f"started {html.escape(str(run.get('started', UNKNOWN)))}, "
-                     f"{run.get('wall_s', float('nan')) / 60:.1f} min for the notebooks it executed")]
+                     f"{run.get('wall_s', float('nan')) / 60:.1f} min for the notebooks it executed"
+                     + (f", {run['jobs']} at a time" if run.get("jobs", 1) > 1 else ""))]
     return ("<h2>Provenance</h2><p>The code and software of the last <code>acsl reproduce</code>; a notebook "
             "published by an earlier one names its own commit below.</p><table><tbody>"
             + "".join(f"<tr><th>{key}</th><td>{value}</td></tr>" for key, value in items) + "</tbody></table>")
@@ -307,7 +397,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;
 <th>commit (+: uncommitted changes)</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
-<tr><td><b>all notebooks</b></td><td></td><td></td><td></td><td></td><td><b>{total / 60:.1f} min</b></td><td></td></tr>
+<tr><td><b>all notebooks (summed; run side by side they take less: see Provenance)</b></td><td></td><td></td><td></td><td></td><td><b>{total / 60:.1f} min</b></td><td></td></tr>
 </tbody></table>
 {stage_table}
 </body></html>

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default="auto")
     rep.add_argument("--processes", type=int, default=1,
                      help="train each run with this many processes (torchrun), for notebooks that take the parameter")
+    rep.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="notebooks executed at once (default: 2 on a CPU with at least 2 cores, 1 on a GPU)")
     rep.add_argument("--max-iters", type=int, default=None, metavar="N",
                      help="stop every training after N iterations (a sanity run; stored apart from full runs), for "
                           "notebooks that take the parameter")
@@ -180,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             started = time.perf_counter()
             results = reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root, args.device,
-                                processes=args.processes, max_iters=args.max_iters)
+                                processes=args.processes, max_iters=args.max_iters, jobs=args.jobs)
             for result in results:
                 print(f"{result.name:32s} {result.wall_s:8.1f} s   {result.title}")
             print(f"total {time.perf_counter() - started:.1f} s; open {args.reports}/index.html")

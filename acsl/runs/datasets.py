@@ -4,6 +4,7 @@ flows"). A spec with ``subset`` N sees the first N images of train and of val, a
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from ..data.coarse import CoarseLabels
 from ..data.subset import FirstImages
 from ..data.synthetic import SyntheticBenchmark
 from ..engine import distributed
+from ..locks import exclusive
 from ..profiles import get_profile
 from .spec import ExperimentSpec
 
@@ -29,7 +31,17 @@ def profile_benchmark(profile: str, data_root: str | Path = "data", seed: int = 
     if not isinstance(data, SyntheticConfig):
         raise ValueError(f"profile {profile!r} uses real data, not the synthetic benchmark")
     config = replace(data, seed=seed)
-    return generate_benchmark(Path(data_root) / f"synthetic-{profile}-seed{seed}", config, progress=progress)
+    with _generation_lock(data_root, profile, seed):
+        return generate_benchmark(Path(data_root) / f"synthetic-{profile}-seed{seed}", config, progress=progress)
+
+
+def _generation_lock(data_root: str | Path, profile: str, seed: int):
+    """One process of a parallel report generates a benchmark (and its Open-Images-style files), another
+    waits and reads it (acsl.locks). torchrun's ranks take none: rank 0 goes first instead."""
+    if distributed.is_distributed():
+        return contextlib.nullcontext()
+    name = f"synthetic-{profile}-seed{seed}"
+    return exclusive(Path(data_root) / ".locks" / f"{name}.lock", f"generating {name}")
 
 
 def lvis_files(version: str, data_root: str | Path) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
@@ -48,14 +60,15 @@ def lvis_files(version: str, data_root: str | Path) -> tuple[tuple[Path, Path], 
 
 
 def _synthetic_files(spec: ExperimentSpec, data_root: Path, progress: bool) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
-    with distributed.main_process_first():  # rank 0 generates, the others then read
-        bench = profile_benchmark(spec.profile, data_root, spec.seed, progress and distributed.is_main_process())
-    train_json, val_json = bench.train_json, bench.val_json
-    if spec.settings.track == "openimages":  # the Open-Images-style files beside the benchmark (rank 0 writes)
-        from ..data.openimages_synthetic import write_openimages_style
+    with _generation_lock(data_root, spec.profile, spec.seed):
+        with distributed.main_process_first():  # rank 0 generates, the others then read
+            bench = profile_benchmark(spec.profile, data_root, spec.seed, progress and distributed.is_main_process())
+        train_json, val_json = bench.train_json, bench.val_json
+        if spec.settings.track == "openimages":  # the Open-Images-style files beside the benchmark (rank 0 writes)
+            from ..data.openimages_synthetic import write_openimages_style
 
-        with distributed.main_process_first():
-            train_json, val_json = write_openimages_style(bench, seed=spec.seed)
+            with distributed.main_process_first():
+                train_json, val_json = write_openimages_style(bench, seed=spec.seed)
     return (train_json, bench.train_images), (val_json, bench.val_images)
 
 

@@ -15,6 +15,7 @@ process are removed when a store opens.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -31,6 +32,7 @@ from ..engine import CHECKPOINT_NAME, distributed, load_checkpoint, load_stage1_
 from ..evaluation import evaluate_lvis
 from ..io import (CorruptRecordError, atomic_write_json, ensure_writable_dir, move_aside, read_json_record,
                   remove_stale_temporaries)
+from ..locks import exclusive
 from ..losses import LOSSES, build_loss
 from ..models import build_detector
 from ..models.detector import load_detector_init
@@ -41,6 +43,7 @@ from .spec import ExperimentSpec
 
 METRICS_NAME = "metrics.json"
 TIMING_NAME = "timing.json"
+LOCKS_DIR = ".locks"  #: under the store root: one lock file per run (acsl.locks)
 REPORTED_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 
 #: Trains a spec with several processes (e.g. ``acsl.cli.launch.torchrun_launcher``): called with the spec
@@ -132,12 +135,35 @@ class RunStore:
             self._loaded[key] = load_datasets(spec, self.data_root, self.progress)
         return self._loaded[key]
 
+    def run_lock(self, spec: ExperimentSpec):
+        """The lock under which one process trains or evaluates ``spec`` (``acsl.locks``): another process
+        of a parallel report that needs the same run waits, then reads what the first stored. The ranks of
+        a torchrun launch take none (their parent holds it for the launch)."""
+        if distributed.is_distributed():
+            return contextlib.nullcontext()
+        run_dir = self.run_dir(spec)
+        return exclusive(self.root / LOCKS_DIR / f"{run_dir.name}.lock", f"run {run_dir.name}")
+
+    def cache_lock(self, holder: ExperimentSpec):
+        """The lock under which one process builds a cache kept in ``holder``'s run directory (the proposal
+        cache of a pretrained start; the RoI and val feature caches of a stage-1 run)."""
+        if distributed.is_distributed():
+            return contextlib.nullcontext()
+        run_dir = self.run_dir(holder)
+        return exclusive(self.root / LOCKS_DIR / f"{run_dir.name}.caches.lock", f"the caches of {run_dir.name}")
+
     def checkpoint(self, spec: ExperimentSpec) -> Path:
         """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
         spec = bounded(spec, self.max_iters)
         checkpoint = self.run_dir(spec) / CHECKPOINT_NAME
         if _finished(checkpoint, spec):
             return checkpoint
+        with self.run_lock(spec):
+            if _finished(checkpoint, spec):  # another process trained it while this one waited
+                return checkpoint
+            return self._train_checkpoint(spec, checkpoint)
+
+    def _train_checkpoint(self, spec: ExperimentSpec, checkpoint: Path) -> Path:
         if distributed.is_main_process():
             self.run_dir(spec).mkdir(parents=True, exist_ok=True)
             record_data(self.run_dir(spec), spec, self.data_identity(spec))
@@ -198,10 +224,11 @@ class RunStore:
         model = self._initial_model(spec, train_set)
         started = time.perf_counter()
         cache_dir = self.run_dir(spec.parent) / ("roi_cache" if spec.cache_flips else "roi_cache-noflip")
-        proposals = self._proposal_cache(spec, model, train_set) if spec.parent.on_cached_proposals else None
-        cache = build_roi_cache(model, train_set, cache_dir, seed=spec.seed, device=self.device,
-                                batch_size=spec.settings.eval_batch_size, progress=self.progress,
-                                flips=spec.cache_flips, limit_gb=self.cache_limit_gb, proposals=proposals)
+        with self.cache_lock(spec.parent):
+            proposals = self._proposal_cache(spec, model, train_set) if spec.parent.on_cached_proposals else None
+            cache = build_roi_cache(model, train_set, cache_dir, seed=spec.seed, device=self.device,
+                                    batch_size=spec.settings.eval_batch_size, progress=self.progress,
+                                    flips=spec.cache_flips, limit_gb=self.cache_limit_gb, proposals=proposals)
         cache_s = time.perf_counter() - started
         run_dir = self.run_dir(spec)
         sampler = build_sampler(spec.sampler, train_set.image_labels, spec.seed, **dict(spec.sampler_options))
@@ -216,9 +243,10 @@ class RunStore:
         backbone, FPN and RPN, kept in the start's run directory and built by the first run that needs them."""
         from ..engine.proposal_cache import build_proposal_cache
 
-        return build_proposal_cache(model, train_set, self.run_dir(spec.pretrained_start), device=self.device,
-                                    batch_size=spec.settings.eval_batch_size, progress=self.progress,
-                                    limit_gb=self.cache_limit_gb)
+        with self.cache_lock(spec.pretrained_start):
+            return build_proposal_cache(model, train_set, self.run_dir(spec.pretrained_start), device=self.device,
+                                        batch_size=spec.settings.eval_batch_size, progress=self.progress,
+                                        limit_gb=self.cache_limit_gb)
 
     def _train_on_proposals(self, spec: ExperimentSpec) -> None:
         from ..engine.proposal_cache import train_on_proposal_cache
@@ -243,6 +271,11 @@ class RunStore:
         stored = read_record(run_dir)
         if stored is not None:
             return stored
+        with self.run_lock(spec):
+            stored = read_record(run_dir)  # another process may have finished it while this one waited
+            return stored if stored is not None else self._evaluate(spec, run_dir)
+
+    def _evaluate(self, spec: ExperimentSpec, run_dir: Path) -> dict[str, Any]:
         checkpoint = self.checkpoint(spec)
         train_set, val_set, val_json = self.datasets(spec)
         model = build_model(spec, train_set)
@@ -252,9 +285,10 @@ class RunStore:
         if spec.cached and not distributed.is_distributed():  # the parent's val features, cached once
             from ..engine.val_cache import VAL_CACHE_NAME, predict_cached_stage2
 
-            detections, val_cache_s = predict_cached_stage2(
-                model, val_set, self.run_dir(spec.parent) / VAL_CACHE_NAME, spec.settings.eval_batch_size,
-                self.device, self.progress, self.cache_limit_gb)
+            with self.cache_lock(spec.parent):
+                detections, val_cache_s = predict_cached_stage2(
+                    model, val_set, self.run_dir(spec.parent) / VAL_CACHE_NAME, spec.settings.eval_batch_size,
+                    self.device, self.progress, self.cache_limit_gb)
             started += val_cache_s
             record_timing(run_dir, "val_cache_s", val_cache_s, accumulate=False)  # ~0 when it already existed
         else:
