@@ -343,6 +343,10 @@ class Profile:
     # (``acsl.engine.roi_cache``, the CPU profiles) or exact (the real-data profiles). Not part of a run's
     # identity: the spec says which one a run is.
     cached_stage2: bool = field(default=False, compare=False)
+    # The notebooks' default seeds for the headline comparisons (their ``seeds=None``; Tables 2 and 4): each
+    # seed is its own benchmark, pretrained start and runs, and ours becomes a mean with a 95 % t interval
+    # (docs/ARCHITECTURE.md, "Seeds and intervals"). Not part of a run's identity.
+    report_seeds: tuple[int, ...] = field(default=(0,), compare=False)
     model_note: str = ""
     description: str = field(default="", compare=False)
     # The paper's Table 3 backbones → this profile's detector overrides (ExperimentSpec.detector).

@@ -85,6 +85,7 @@ PROFILES: dict[str, Profile] = {
         stage2=TrainConfig(epochs=6, batch_size=8, lr=0.02, warmup_iters=25, lr_steps=(5,), log_every=10),
         pretrain=TrainConfig(epochs=4, batch_size=8, lr=0.02, warmup_iters=100, lr_steps=(3,), log_every=10),
         cached_stage2=True,
+        report_seeds=(0, 1, 2),
         eval_batch_size=10,
         model_note="R50-FPN at 800/1333 px → narrow ResNet-FPN (BasicBlock widths 16–128, FPN 64) at 128 px, "
         "64 RoIs/image; " + _PRETRAIN_NOTE + "; pretraining 4 epochs (lr ×0.1 at 3), 1x = 6 epochs of fine-tuning "

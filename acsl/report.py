@@ -26,6 +26,7 @@ from typing import Any
 
 import nbformat
 
+from .claims import CLAIMS_SUFFIX, format_difference, read_claims
 from .io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .profiles import get_profile
 from .provenance import UNKNOWN, provenance
@@ -328,6 +329,9 @@ def _publish(staging: Path, reports: Path, results: list[NotebookResult], profil
                                  "started": result.started, "seeds": list(result.seeds), "files": files}
         if run is not None:
             manifest[result.name].update(commit=run["git_commit"], dirty=run["git_dirty"])
+        claims_file = staging / f"{result.name}{CLAIMS_SUFFIX}"
+        if claims_file.is_file():
+            manifest[result.name]["claims"] = read_claims(claims_file)
     if stages is not None:
         manifest["_stage_times"] = stages
     if run is not None:
@@ -362,6 +366,44 @@ def _provenance_html(run: dict[str, Any] | None) -> str:
             + "".join(f"<tr><th>{key}</th><td>{value}</td></tr>" for key, value in items) + "</tbody></table>")
 
 
+#: The claims page's order: the paper's tables in the order its experiments argue.
+CLAIMS_ORDER = ("table2_xi_ablation", "table4_sota", "table3_backbones", "table1_group_partition",
+                "table5_openimages_backbones", "table7_openimages_methods", "table6_openimages_tail", "fig4_per_class_ap")
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _claims_html(notebooks: dict[str, dict[str, Any]]) -> str:
+    """The front page's claims: one row per claim the notebooks saved (``acsl.claims``), with the paper's
+    value, ours with its 95 % interval, the verdict and a link to the notebook section behind it."""
+    names = [n for n in CLAIMS_ORDER if n in notebooks] + sorted(n for n in notebooks if n not in CLAIMS_ORDER)
+    rows = []
+    for name in names:
+        entry = notebooks[name]
+        for claim in entry.get("claims", []):
+            paper = _number(claim.get("paper"))
+            paper_text = "—" if paper != paper else f"{paper:+.2f}"
+            ours = format_difference(_number(claim.get("ours")), _number(claim.get("low")), _number(claim.get("high")))
+            link = f"{name}.html#{claim.get('section') or ''}"
+            rows.append(f"<tr><td>{html.escape(str(claim['claim']))}</td><td>{paper_text}</td><td>{html.escape(ours)}</td>"
+                        f"<td>{int(claim.get('seeds') or 0)}</td><td>{html.escape(str(claim['verdict']))}</td>"
+                        f"<td><a href=\"{html.escape(link)}\">{html.escape(entry['title'].split(' — ')[0])}</a></td></tr>")
+    if not rows:
+        return "<h2>The paper's claims</h2><p>No notebook with claims has been executed yet.</p>"
+    return ("<h2>The paper's claims</h2><p>Each claim as a difference between two of our runs at the same seeds "
+            "(what should be above zero, below zero or within a tolerance); <i>ours</i> is the mean difference over the "
+            "seeds with its 95 % Student t interval in brackets. The verdict is <i>holds</i> when the whole interval lies "
+            "on the paper's side, <i>does not hold</i> when it lies on the other side, and <i>cannot be judged</i> "
+            "otherwise: the interval crosses the bound, one seed gives no interval, or the profile cannot define the "
+            "metric. In <code>smoke</code> every verdict reads <i>pipeline check only</i>. Marks: <b>—</b> the paper "
+            "gives no number; <b>undefined</b> this profile has no ground truth for it (no class of that group, no "
+            "object of that size); <b>not run</b> no run of ours exists for it.</p>"
+            "<table><thead><tr><th>claim</th><th>paper</th><th>ours [95% CI]</th><th>seeds</th><th>verdict</th>"
+            "<th>where</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
 def _notebook_row(name: str, entry: dict[str, Any]) -> str:
     links = " · ".join(f'<a href="{html.escape(f)}">{html.escape(f.rsplit(".", 1)[-1])}</a>' for f in entry["files"])
     commit = entry.get("commit")
@@ -391,6 +433,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;
 </head><body>
 <h1>Adaptive Class Suppression Loss for Long-Tail Object Detection — reproduced</h1>
 <p>Wang et al., CVPR 2021. Each page is an executed notebook: our runs beside the paper's numbers.</p>
+{_claims_html(notebooks)}
 {_provenance_html(manifest.get("_provenance"))}
 <h2>Notebooks</h2>
 <table><thead><tr><th>table / figure</th><th>files</th><th>profile</th><th>seeds</th><th>started</th><th>wall time</th>
