@@ -45,9 +45,10 @@ def claims_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(CLAIM_COLUMNS))
 
 
-def save_claims(rows: Sequence[Mapping[str, Any]], output_dir: str | Path, notebook: str) -> Path:
-    """Write the notebook's claims to ``<output_dir>/<notebook>_claims.csv`` (atomically)."""
-    return save_csv(claims_frame(rows).set_index("claim"), Path(output_dir) / f"{notebook}{CLAIMS_SUFFIX}")
+def save_claims(rows: Sequence[Mapping[str, Any]], output_dir: str | Path, notebook: str,
+                profile: str | None = None) -> Path:
+    """Write the notebook's claims to ``<output_dir>/<notebook>_claims.csv`` (atomically), with the profile."""
+    return save_csv(claims_frame(rows).set_index("claim"), Path(output_dir) / f"{notebook}{CLAIMS_SUFFIX}", profile)
 
 
 def read_claims(path: str | Path) -> list[dict[str, Any]]:

@@ -35,9 +35,14 @@ def metrics_row(record: Mapping[str, Any]) -> dict[str, float]:
     return {PAPER_COLUMN[key]: value for key, value in record["metrics"].items() if key in PAPER_COLUMN}
 
 
-def save_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as CSV atomically (nothing half-written if interrupted)."""
+def save_csv(frame: pd.DataFrame, path: str | Path, profile: str | None = None) -> Path:
+    """Write ``frame`` as CSV atomically (nothing half-written if interrupted). ``profile``: the profile the
+    numbers come from, recorded as a last column ``profile`` so that a CSV read on its own names it."""
     path = Path(path)
+    if profile is not None:
+        frame = frame.copy()
+        key = ("profile",) + ("",) * (frame.columns.nlevels - 1) if frame.columns.nlevels > 1 else "profile"
+        frame[key] = profile
     with atomic_output(path) as tmp:
         frame.to_csv(tmp)
     return path

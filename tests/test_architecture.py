@@ -16,13 +16,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "acsl"
 #: Layer of each top-level module or package of ``acsl`` (docs/ARCHITECTURE.md, "Layers and packages");
 #: ``models`` may use ``losses`` (a detector is built around a loss), hence its own step.
 LAYERS = {
-    "config": 0, "profiles": 0, "io": 0, "paper": 0,
+    "config": 0, "profiles": 0, "io": 0, "locks": 0, "paper": 0,
     "layers": 1,
     "losses": 2, "data": 2,
     "models": 3,
     "engine": 4, "evaluation": 4,
     "runs": 5,
-    "cli": 6, "report": 6, "tables": 6, "notebook": 6, "provenance": 6, "verdicts": 6, "__main__": 7,
+    "cli": 6, "report": 6, "tables": 6, "notebook": 6, "provenance": 6, "verdicts": 6, "claims": 6, "index_page": 6, "__main__": 7,
     "integrations": 7,
 }
 #: Frameworks only ``acsl.integrations`` may import (docs/ARCHITECTURE.md, "mmdet integration").

@@ -4,6 +4,8 @@ start time, wall time, seeds and commit), and an executed notebook records the r
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 from papermill.parameterize import parameterize_notebook
 
@@ -72,3 +74,34 @@ def test_the_executed_notebook_records_the_report_folder_and_its_seeds(tmp_path)
     assert written.metadata.papermill["parameters"] == {"profile": "smoke", "output_dir": str(reports)}
     assert written.metadata.papermill["output_path"] == str(reports / "t.ipynb")
     assert written.cells[-1].outputs[0]["metadata"]["acsl_provenance"]["seeds"] == [4]  # outputs kept
+
+
+def test_the_front_page_lists_each_claim_with_its_interval_verdict_and_link():
+    manifest = _manifest()
+    manifest["table4_sota"] = {"title": "Table 4 — comparison with the state of the art", "profile": "quick", "wall_s": 5.0,
+                               "seeds": [0, 1, 2], "files": [], "claims": [
+                                   {"claim": "ACSL's APr is above EQL's", "paper": 6.72, "ours": 2.5, "low": 1.0,
+                                    "high": 4.0, "seeds": 3, "verdict": "holds", "notebook": "table4_sota",
+                                    "section": "Claims"}]}
+    manifest["table2_xi_ablation"]["claims"] = [
+        {"claim": "ACSL does not harm APf", "paper": 0.09, "ours": None, "low": None, "high": None, "seeds": 3,
+         "verdict": "cannot be judged (undefined in this profile: no finite value for seed 0)",
+         "notebook": "table2_xi_ablation", "section": "Claims"},
+        {"claim": "ACSL is above the same-budget control", "paper": None, "ours": 1.0, "low": None, "high": None,
+         "seeds": 1, "verdict": "cannot be judged (one seed, no interval)", "notebook": "table2_xi_ablation",
+         "section": "Claims"}]
+    page = render_index(manifest)
+    claims = page[page.index("The paper's claims"):page.index("<h2>Provenance</h2>")]
+    rows = [line for line in claims.split("<tr>")[2:]]
+    assert [r.split("</td>")[0].removeprefix("<td>") for r in rows] == [
+        "ACSL does not harm APf", "ACSL is above the same-budget control", "ACSL&#x27;s APr is above EQL&#x27;s"]  # Table 2 first
+    assert "<td>+6.72</td><td>+2.50 [+1.00, +4.00]</td><td>3</td><td>holds</td>" in rows[2]
+    assert 'href="table4_sota.html#Claims"' in rows[2] and ">Table 4<" in rows[2]
+    assert "<td>+0.09</td><td>undefined</td>" in rows[0] and "<td>—</td><td>+1.00</td>" in rows[1]
+    for mark in ("<b>—</b> the paper gives no number", "<b>undefined</b>", "<b>not run</b>"):
+        assert mark in claims  # the three empty values, explained once
+    assert not re.search(r"\bnan\b", page, re.IGNORECASE)  # an empty value is named, never printed as NaN
+
+
+def test_an_index_before_any_claim_says_so():
+    assert "No notebook with claims has been executed yet." in render_index(_manifest())

@@ -80,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--workers", type=int, default=None,
                          help="DataLoader worker processes for training images (default: the profile's)")
 
-    rep = sub.add_parser("reproduce", help="execute the notebooks with papermill into reports/")
+    _add_reproduce(sub.add_parser("reproduce", help="execute the notebooks with papermill into reports/"))
+    return parser
+
+
+def _add_reproduce(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     rep.add_argument("--only", nargs="+", default=None, metavar="NAME", help="notebook names (default: all)")
     rep.add_argument("--reports", default="reports")
@@ -94,7 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--max-iters", type=int, default=None, metavar="N",
                      help="stop every training after N iterations (a sanity run; stored apart from full runs), for "
                           "notebooks that take the parameter")
-    return parser
 
 
 def _data(args: argparse.Namespace) -> int:

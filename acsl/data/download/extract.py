@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
 from .catalogue import Archive, DownloadError
 

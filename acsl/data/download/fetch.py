@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
 from .catalogue import DOWNLOAD_DIR, Archive, DownloadError, dataset_spec, missing_data
 from .extract import extract_zip

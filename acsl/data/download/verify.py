@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in kernels without ipywidgets
 
 from .catalogue import CHECKSUM_RECORD, Archive, DownloadError
 
