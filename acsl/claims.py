@@ -41,7 +41,7 @@ def claim_row(claim: str, differences: float | Sequence[float] | Mapping[Any, fl
 
 
 def claims_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The rows as a frame in ``CLAIM_COLUMNS`` order."""
+    """The rows as a frame in ``CLAIM_COLUMNS`` order (empty, with those columns, when there are none)."""
     return pd.DataFrame(list(rows), columns=list(CLAIM_COLUMNS))
 
 
@@ -75,7 +75,7 @@ def format_difference(value: float, low: float, high: float) -> str:
 def presentable(frame: pd.DataFrame) -> pd.DataFrame:
     """The claims as a reader sees them: the paper's difference ("—" where the paper gives none), ours
     with its 95 % interval (``format_difference``), the seeds and the verdict."""
-    frame = frame.reset_index() if "claim" not in frame.columns else frame
+    frame = frame.reset_index() if "claim" not in frame.columns and frame.index.name == "claim" else frame
     rows = []
     for row in frame.to_dict("records"):
         paper = row.get("paper")
@@ -83,7 +83,7 @@ def presentable(frame: pd.DataFrame) -> pd.DataFrame:
                      "paper": "—" if paper is None or not math.isfinite(paper) else f"{paper:+.2f}",
                      "ours [95% CI]": format_difference(row["ours"], row["low"], row["high"]),
                      "seeds": int(row["seeds"]), "verdict": row["verdict"]})
-    return pd.DataFrame(rows).set_index("claim")
+    return pd.DataFrame(rows, columns=["claim", "paper", "ours [95% CI]", "seeds", "verdict"]).set_index("claim")
 
 
 def display_claims(frame: pd.DataFrame) -> None:

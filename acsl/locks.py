@@ -7,8 +7,9 @@ then finds it finished and reads it. The lock is released when the holder exits,
 killed process never leaves a lock behind (docs/ARCHITECTURE.md, "Running notebooks in parallel").
 
 Locks are re-entrant within a process (the run store asks for a run's checkpoint while already holding
-that run's lock), and the processes of one ``torchrun`` launch do not take them: their parent holds the
-lock for the whole launch.
+that run's lock); they exclude other processes, not other threads of the same process. The processes of
+one ``torchrun`` launch take none: their parent holds the run's lock for the launch and makes what they
+share with other runs (the parent run, the benchmark) before it starts them.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def _acquire(fd: int, what: str, announce_after_s: float) -> None:
             return
         except BlockingIOError:
             if not announced and time.monotonic() - started >= announce_after_s:
-                print(f"[acsl] waiting for another process to finish {what}", file=sys.stderr, flush=True)
+                # the process's own stderr, not a notebook cell's: the wait is no part of a published page
+                print(f"[acsl] waiting for another process to finish {what}", file=sys.__stderr__ or sys.stderr,
+                      flush=True)
                 announced = True
             time.sleep(0.2)
 

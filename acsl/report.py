@@ -192,6 +192,7 @@ def reproduce(
     jobs = default_jobs(device) if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    jobs = min(jobs, len(notebooks))  # one notebook alone gets every core
     run["jobs"] = jobs
     started = time.perf_counter()
     try:
@@ -255,8 +256,9 @@ def _run_all(notebooks: list[Path], staging: Path, reports: Path, parameters: di
     os.environ.update({name: threads for name in THREAD_VARIABLES})  # the kernels inherit the environment
     results: list[NotebookResult] = []
     failure: BaseException | None = None
+    pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        with pool:
             waiting, running = list(notebooks), set()
             while waiting or running:
                 while waiting and len(running) < jobs and failure is None:
@@ -270,6 +272,9 @@ def _run_all(notebooks: list[Path], staging: Path, reports: Path, parameters: di
                         results.append(future.result())
                     except BaseException as error:  # noqa: BLE001 - raised below, after the others finish
                         failure = failure or error
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)  # the CLI then exits at once; the kernels follow their parent
+        raise
     finally:
         for name, value in saved.items():
             if value is None:

@@ -244,6 +244,7 @@ def test_figure_notebooks_execute_and_save_their_figures(tmp_path, profile):
     assert [r.seeds for r in results] == [(0,), (0,), ()] and all(r.started in index for r in results)
     manifest = json.loads((tmp_path / "reports" / "manifest.json").read_text())
     assert manifest["_provenance"]["seeds"] == [0] and manifest["fig1_label_distribution"]["seeds"] == [0]
+    assert manifest["_provenance"]["jobs"] == min(default_jobs("cpu"), len(names))  # side by side on a CPU
     # each executed notebook records where its files are now, not the staging folder it wrote them to
     executed = nbformat.read(tmp_path / "reports" / "fig3_acsl_illustration.ipynb", as_version=4)
     assert executed.metadata.papermill["parameters"]["output_dir"] == str((tmp_path / "reports").resolve())

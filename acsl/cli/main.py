@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -100,6 +101,16 @@ def _add_reproduce(rep: argparse.ArgumentParser) -> None:
                           "notebooks that take the parameter")
 
 
+def _interruptible(work):
+    """``work()``; on Ctrl-C, exit at once with status 130. ``acsl reproduce --jobs 2`` runs notebooks in
+    threads that Python would otherwise wait for at exit; their kernels stop when this process is gone."""
+    try:
+        return work()
+    except KeyboardInterrupt:
+        print("acsl reproduce: interrupted; the previous report is unchanged", file=sys.stderr, flush=True)
+        os._exit(130)
+
+
 def _data(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -184,8 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..report import reproduce
 
             started = time.perf_counter()
-            results = reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root, args.device,
-                                processes=args.processes, max_iters=args.max_iters, jobs=args.jobs)
+            results = _interruptible(lambda: reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root, args.device,
+                                processes=args.processes, max_iters=args.max_iters, jobs=args.jobs))
             for result in results:
                 print(f"{result.name:32s} {result.wall_s:8.1f} s   {result.title}")
             print(f"total {time.perf_counter() - started:.1f} s; open {args.reports}/index.html")

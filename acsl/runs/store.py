@@ -37,7 +37,7 @@ from ..losses import LOSSES, build_loss
 from ..models import build_detector
 from ..models.detector import load_detector_init
 from ..models.classifiers import apply_stage2_classifier
-from .datasets import Datasets, evaluation_truth, load_datasets
+from .datasets import Datasets, data_files, evaluation_truth, load_datasets
 from .identity import bounded, checkpoint_finished, data_identity, record_data, run_key, stale_run_notes
 from .spec import ExperimentSpec
 
@@ -179,6 +179,9 @@ class RunStore:
                     self._train_on_proposals(spec)
             distributed.barrier()
         elif self.launcher is not None and not distributed.is_distributed():
+            if spec.parent is not None:  # the ranks take no locks: what they share with other runs (the
+                self.checkpoint(spec.parent)  # parent or pretrained start, the benchmark) is made first, here
+            data_files(spec, self.data_root, self.progress)
             self.launcher(spec, self)
         else:
             self._train(spec)
