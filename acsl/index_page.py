@@ -30,7 +30,8 @@ def _provenance_html(run: dict[str, Any] | None) -> str:
              ("profile", f"<code>{html.escape(str(run.get('profile', UNKNOWN)))}</code>"), ("seeds", seeds),
              ("run", f"started {html.escape(str(run.get('started', UNKNOWN)))}, "
                      f"{run.get('wall_s', float('nan')) / 60:.1f} min for the notebooks it executed"
-                     + (f", {run['jobs']} at a time" if run.get("jobs", 1) > 1 else ""))]
+                     + (f", {run['jobs']} at a time" if run.get("jobs", 1) > 1 else "")
+                     + (f", {run['threads_per_kernel']} thread per kernel" if run.get("threads_per_kernel") else ""))]
     return ("<h2>Provenance</h2><p>The code and software of the last <code>acsl reproduce</code>; a notebook "
             "published by an earlier one names its own commit below.</p><table><tbody>"
             + "".join(f"<tr><th>{key}</th><td>{value}</td></tr>" for key, value in items) + "</tbody></table>")

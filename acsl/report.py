@@ -14,6 +14,7 @@ its files end up, rather than the staging folder it wrote them to.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -158,14 +159,10 @@ def reproduce(
 ) -> list[NotebookResult]:
     """Execute the selected notebooks in ``profile`` and publish them into ``reports_dir``.
 
-    ``jobs``: notebooks executed at once (``default_jobs``: 2 on a CPU with at least 2 cores, else 1).
-    Each kernel then gets ``cores // jobs`` threads. A run two notebooks share is trained once: the second
-    waits on the first's lock (``acsl.locks``). The longest notebooks start first (``execution_order``).
-
-    ``processes`` > 1 is passed to the notebooks that train (their ``processes`` parameter); their run
-    store then trains each run with ``torchrun --nproc_per_node processes``. ``max_iters`` is passed to
-    the notebooks that train (their ``max_iters`` parameter): their run store stops every training after
-    that many iterations, a sanity run stored apart from the full runs."""
+    ``jobs``: notebooks executed at once (``default_jobs``: one per core on a CPU, 1 on a GPU). On a CPU
+    every kernel trains with one thread (``kernel_threads``), so the numbers do not depend on ``jobs``.
+    A run two notebooks share is trained once: the second waits on the first's lock (``acsl.locks``).
+    The longest notebooks start first (``execution_order``)."""
     get_profile(profile)
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
@@ -192,12 +189,14 @@ def reproduce(
     jobs = default_jobs(device) if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    jobs = min(jobs, len(notebooks))  # one notebook alone gets every core
-    run["jobs"] = jobs
+    jobs = min(jobs, len(notebooks))
+    threads = kernel_threads(device)
+    run.update(jobs=jobs, threads_per_kernel=threads)
     started = time.perf_counter()
     try:
-        results = _run_all(execution_order(notebooks, reports / MANIFEST_NAME), staging, reports, parameters,
-                           profile, progress, jobs)
+        with _environment({name: None if threads is None else str(threads) for name in THREAD_VARIABLES}):
+            results = _run_all(execution_order(notebooks, reports / MANIFEST_NAME), staging, reports, parameters,
+                               profile, progress, jobs)
         position = {notebook.stem: i for i, notebook in enumerate(notebooks)}
         results.sort(key=lambda result: position[result.name])  # the order asked for, not the order run
         run.update(wall_s=round(time.perf_counter() - started, 1), seeds=sorted({s for r in results for s in r.seeds}))
@@ -208,12 +207,21 @@ def reproduce(
 
 
 def default_jobs(device: str = "auto") -> int:
-    """Notebooks to execute at once: 2 on a CPU with at least 2 cores (training is mostly single-threaded
-    work, so two 1-thread kernels do about 1.4× the work of one 2-thread kernel:
-    ``benchmarks/bench_train_step.py`` run twice at once with ``OMP_NUM_THREADS=1``), else 1."""
-    if device.startswith("cuda") or (device == "auto" and _cuda_available()):
-        return 1
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+    """Notebooks to execute at once: one per core on a CPU (each kernel trains with one thread, see
+    ``kernel_threads``), 1 on a GPU. Two 1-thread kernels do about 1.4× the work of one 2-thread kernel
+    (``benchmarks/bench_train_step.py`` run twice at once with ``OMP_NUM_THREADS=1``)."""
+    return 1 if _on_gpu(device) else max(1, os.cpu_count() or 1)
+
+
+def kernel_threads(device: str = "auto") -> int | None:
+    """The threads each kernel's torch uses: 1 on a CPU, whatever ``--jobs`` and the machine's core count,
+    so that the same seed gives the same table (CPU training is chaotic: a float sum reordered by another
+    thread count moves a run's AP by points); None on a GPU (torch's default)."""
+    return None if _on_gpu(device) else 1
+
+
+def _on_gpu(device: str) -> bool:
+    return device.startswith("cuda") or (device == "auto" and _cuda_available())
 
 
 def _cuda_available() -> bool:
@@ -251,9 +259,6 @@ def _run_all(notebooks: list[Path], staging: Path, reports: Path, parameters: di
         return [_run_one(notebook, staging, reports, parameters, profile, progress) for notebook in notebooks]
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: threads for name in THREAD_VARIABLES})  # the kernels inherit the environment
     results: list[NotebookResult] = []
     failure: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=jobs)
@@ -275,12 +280,6 @@ def _run_all(notebooks: list[Path], staging: Path, reports: Path, parameters: di
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)  # the CLI then exits at once; the kernels follow their parent
         raise
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     if failure is not None:
         raise failure
     return results
@@ -288,6 +287,22 @@ def _run_all(notebooks: list[Path], staging: Path, reports: Path, parameters: di
 
 #: The thread-count variables a kernel's torch, OpenMP and MKL read at start.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str | None]):
+    """Set (a value) or leave alone (None) these environment variables for the ``with`` block, which the
+    kernels it starts inherit; restore them after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update({name: value for name, value in values.items() if value is not None})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _run_one(notebook: Path, staging: Path, reports: Path, parameters: dict, profile: str,

@@ -14,7 +14,7 @@ import pytest
 
 from acsl.cli import main
 from acsl.notebook import repository_root
-from acsl.report import NOTEBOOKS_DIR, NotebookFailed, available_notebooks, default_jobs, execution_order, reproduce
+from acsl.report import NOTEBOOKS_DIR, NotebookFailed, available_notebooks, default_jobs, execution_order, kernel_threads, reproduce
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +245,9 @@ def test_figure_notebooks_execute_and_save_their_figures(tmp_path, profile):
     manifest = json.loads((tmp_path / "reports" / "manifest.json").read_text())
     assert manifest["_provenance"]["seeds"] == [0] and manifest["fig1_label_distribution"]["seeds"] == [0]
     assert manifest["_provenance"]["jobs"] == min(default_jobs("cpu"), len(names))  # side by side on a CPU
+    assert manifest["_provenance"]["threads_per_kernel"] == 1
+    executed = nbformat.read(tmp_path / "reports" / "fig1_label_distribution.ipynb", as_version=4)
+    assert executed.metadata.papermill["parameters"]["profile"] == profile
     # each executed notebook records where its files are now, not the staging folder it wrote them to
     executed = nbformat.read(tmp_path / "reports" / "fig3_acsl_illustration.ipynb", as_version=4)
     assert executed.metadata.papermill["parameters"]["output_dir"] == str((tmp_path / "reports").resolve())
@@ -306,6 +309,7 @@ def test_parallel_jobs_start_the_longest_notebooks_first(tmp_path):
     assert execution_order(notebooks, manifest)[0].stem == "fig1_label_distribution"
     manifest.write_text("{not json")
     assert execution_order(notebooks, manifest)[0].stem == "table3_backbones"
-    assert default_jobs("cuda") == 1 and default_jobs("cpu") == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    assert default_jobs("cuda") == 1 and default_jobs("cpu") == max(1, os.cpu_count() or 1)
+    assert kernel_threads("cpu") == 1 and kernel_threads("cuda") is None  # the numbers do not depend on --jobs
     with pytest.raises(ValueError, match="jobs must be >= 1, got 0"):
         reproduce(profile="smoke", only=["fig3_acsl_illustration"], reports_dir=tmp_path / "r", jobs=0)

@@ -95,7 +95,8 @@ def _add_reproduce(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--processes", type=int, default=1,
                      help="train each run with this many processes (torchrun), for notebooks that take the parameter")
     rep.add_argument("--jobs", type=int, default=None, metavar="N",
-                     help="notebooks executed at once (default: 2 on a CPU with at least 2 cores, 1 on a GPU)")
+                     help="notebooks executed at once (default: one per core on a CPU, each training with one "
+                          "thread; 1 on a GPU)")
     rep.add_argument("--max-iters", type=int, default=None, metavar="N",
                      help="stop every training after N iterations (a sanity run; stored apart from full runs), for "
                           "notebooks that take the parameter")
