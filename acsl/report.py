@@ -230,11 +230,13 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-#: Wall seconds of each notebook in the last measured ``quick`` report: the order when ``reports/`` has none.
-TYPICAL_WALL_S = {"table3_backbones": 870, "table2_xi_ablation": 800, "table5_openimages_backbones": 490,
-                  "table4_sota": 450, "fig4_per_class_ap": 340, "table7_openimages_methods": 105,
-                  "table1_group_partition": 52, "fig1_label_distribution": 21, "table6_openimages_tail": 13,
-                  "fig2_lvis_vs_openimages": 9, "fig3_acsl_illustration": 6}
+#: Wall seconds of each notebook in the last measured ``quick`` report (2 jobs on 2 cores, from an empty run
+#: store): the order when ``reports/`` has none. Figure 4 and Table 1 reuse Table 2's runs, so they rank
+#: by what they add.
+TYPICAL_WALL_S = {"table2_xi_ablation": 1340, "table3_backbones": 1105, "table4_sota": 531,
+                  "table5_openimages_backbones": 452, "table7_openimages_methods": 107, "table1_group_partition": 24,
+                  "fig1_label_distribution": 10, "fig4_per_class_ap": 8, "table6_openimages_tail": 8,
+                  "fig2_lvis_vs_openimages": 8, "fig3_acsl_illustration": 7}
 
 
 def execution_order(notebooks: list[Path], manifest_path: Path | None = None) -> list[Path]:

@@ -35,7 +35,7 @@ def _start_holder(lock: Path, marker: Path, seconds: float) -> subprocess.Popen:
     return holder
 
 
-def test_a_second_process_waits_for_the_holder(tmp_path, capsys):
+def test_a_second_process_waits_for_the_holder(tmp_path, capfd):
     lock = tmp_path / "locks" / "run.lock"
     holder = _start_holder(lock, tmp_path / "marker", 1.5)
     started = time.monotonic()
@@ -43,7 +43,7 @@ def test_a_second_process_waits_for_the_holder(tmp_path, capsys):
         waited = time.monotonic() - started
         assert holder.poll() == 0  # the holder had finished before this process got the lock
     assert waited > 0.5
-    assert "waiting for another process to finish the test run" in capsys.readouterr().err
+    assert "waiting for another process to finish the test run" in capfd.readouterr().err  # the process's stderr
 
 
 def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
