@@ -5,8 +5,10 @@ the run store, the challenge metric, and the notebooks of Tables 5–7 under pap
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,3 +91,19 @@ def test_tables_5_to_7_execute_in_smoke_with_ours_beside_the_papers(oi_report):
     stored = json.loads((acsl_dir / "metrics.json").read_text())["metrics"]["AP50_OI"]
     assert table7.loc["ACSL", ("AP", "ours")] == pytest.approx(round(stored, 2), abs=0.006)
     assert np.isclose(table5.loc[("ResNet50-FPN", "ACSL"), ("AP", "ours")], table7.loc["ACSL", ("AP", "ours")])
+
+
+def test_tables_5_to_7_state_their_claims_name_their_track_and_print_no_nan(oi_report):
+    root, results = oi_report
+    for result in results:
+        claims = pd.read_csv(root / "reports" / f"{result.name}_claims.csv", index_col=0)
+        assert len(claims) >= 1 and (claims["verdict"] == "pipeline check only (smoke)").all()
+        assert (claims["profile"] == "oi-smoke").all()  # the track the numbers come from, not the report's profile
+        assert (root / "reports" / f"{result.name}.png").is_file()
+        executed = nbformat.read(root / "reports" / f"{result.name}.ipynb", as_version=4)
+        for cell in executed.cells:
+            for output in cell.get("outputs", []):
+                prose = output.get("data", {}).get("text/markdown", "")
+                assert not re.search(r"\bnan\b", prose, re.IGNORECASE), (result.name, prose)
+    table5 = pd.read_csv(root / "reports" / "table5_openimages_backbones_claims.csv", index_col=0)
+    assert table5["paper"].tolist() == pytest.approx([5.2, 5.3, 5.4])
