@@ -62,6 +62,11 @@ def read_claims(path: str | Path) -> list[dict[str, Any]]:
     return frame[list(CLAIM_COLUMNS)].to_dict("records")
 
 
+def format_paper(value: float | None) -> str:
+    """The paper's difference, ``+4.08``, or "—" where the paper gives none."""
+    return "—" if value is None or not math.isfinite(value) else f"{value:+.2f}"
+
+
 def format_difference(value: float, low: float, high: float) -> str:
     """``+5.20 [+3.1, +7.3]`` (the mean and its 95 % interval), ``+5.20`` with one seed, and
     "undefined" when the difference has no value in this profile."""
@@ -78,9 +83,7 @@ def presentable(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reset_index() if "claim" not in frame.columns and frame.index.name == "claim" else frame
     rows = []
     for row in frame.to_dict("records"):
-        paper = row.get("paper")
-        rows.append({"claim": row["claim"],
-                     "paper": "—" if paper is None or not math.isfinite(paper) else f"{paper:+.2f}",
+        rows.append({"claim": row["claim"], "paper": format_paper(row.get("paper")),
                      "ours [95% CI]": format_difference(row["ours"], row["low"], row["high"]),
                      "seeds": int(row["seeds"]), "verdict": row["verdict"]})
     return pd.DataFrame(rows, columns=["claim", "paper", "ours [95% CI]", "seeds", "verdict"]).set_index("claim")

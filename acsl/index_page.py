@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .claims import format_difference
+from .claims import format_difference, format_paper
 from .provenance import UNKNOWN
 
 
@@ -42,10 +42,6 @@ CLAIMS_ORDER = ("table2_xi_ablation", "table4_sota", "table3_backbones", "table1
                 "table5_openimages_backbones", "table7_openimages_methods", "table6_openimages_tail", "fig4_per_class_ap")
 
 
-def _number(value: Any) -> float:
-    return float("nan") if value is None else float(value)
-
-
 def _claims_html(notebooks: dict[str, dict[str, Any]]) -> str:
     """The front page's claims: one row per claim the notebooks saved (``acsl.claims``), with the paper's
     value, ours with its 95 % interval, the verdict and a link to the notebook section behind it."""
@@ -54,9 +50,8 @@ def _claims_html(notebooks: dict[str, dict[str, Any]]) -> str:
     for name in names:
         entry = notebooks[name]
         for claim in entry.get("claims", []):
-            paper = _number(claim.get("paper"))
-            paper_text = "—" if paper != paper else f"{paper:+.2f}"
-            ours = format_difference(_number(claim.get("ours")), _number(claim.get("low")), _number(claim.get("high")))
+            paper_text = format_paper(claim.get("paper"))
+            ours = format_difference(claim.get("ours"), claim.get("low"), claim.get("high"))
             link = f"{name}.html#{claim.get('section') or ''}"
             rows.append(f"<tr><td>{html.escape(str(claim['claim']))}</td><td>{paper_text}</td><td>{html.escape(ours)}</td>"
                         f"<td>{int(claim.get('seeds') or 0)}</td><td>{html.escape(str(claim['verdict']))}</td>"

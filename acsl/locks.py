@@ -56,13 +56,7 @@ def exclusive(path: str | Path, what: str = "", announce_after_s: float = 5.0) -
 
 
 def _acquire(fd: int, what: str, announce_after_s: float) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        pass
-    started = time.monotonic()
-    announced = False
+    started, announced = time.monotonic(), False
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -137,20 +137,20 @@ class RunStore:
 
     def run_lock(self, spec: ExperimentSpec):
         """The lock under which one process trains or evaluates ``spec`` (``acsl.locks``): another process
-        of a parallel report that needs the same run waits, then reads what the first stored. The ranks of
-        a torchrun launch take none (their parent holds it for the launch)."""
-        if distributed.is_distributed():
-            return contextlib.nullcontext()
-        run_dir = self.run_dir(spec)
-        return exclusive(self.root / LOCKS_DIR / f"{run_dir.name}.lock", f"run {run_dir.name}")
+        of a parallel report that needs the same run waits, then reads what the first stored."""
+        name = self.run_dir(spec).name
+        return self._lock(f"{name}.lock", f"run {name}")
 
     def cache_lock(self, holder: ExperimentSpec):
         """The lock under which one process builds a cache kept in ``holder``'s run directory (the proposal
         cache of a pretrained start; the RoI and val feature caches of a stage-1 run)."""
-        if distributed.is_distributed():
+        name = self.run_dir(holder).name
+        return self._lock(f"{name}.caches.lock", f"the caches of {name}")
+
+    def _lock(self, file_name: str, what: str):
+        if distributed.is_distributed():  # torchrun's ranks: their parent holds the lock for the launch
             return contextlib.nullcontext()
-        run_dir = self.run_dir(holder)
-        return exclusive(self.root / LOCKS_DIR / f"{run_dir.name}.caches.lock", f"the caches of {run_dir.name}")
+        return exclusive(self.root / LOCKS_DIR / file_name, what)
 
     def checkpoint(self, spec: ExperimentSpec) -> Path:
         """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
