@@ -55,6 +55,7 @@ _PRETRAIN_NOTE = ("COCO-trained start → a detector pretrained on the benchmark
                   "docs/ARCHITECTURE.md, \"The pretrained start\"); the fine-tunes keep its backbone, FPN and RPN frozen and "
                   "train the RoI heads on its cached FPN maps and proposals (the paper fine-tunes everything above the "
                   "first stage)")
+_FINE_TUNE_NOTE = "1x = {epochs} epochs of fine-tuning (lr 0.04, ×0.1 at {step}), 2x = 2 × {epochs}, stage 2 = {epochs}"
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -90,8 +91,8 @@ PROFILES: dict[str, Profile] = {
         report_seeds=(0, 1, 2),
         eval_batch_size=10,
         model_note="R50-FPN at 800/1333 px → narrow ResNet-FPN (BasicBlock widths 16–128, FPN 64) at 128 px, "
-        "64 RoIs/image; " + _PRETRAIN_NOTE + "; pretraining 4 epochs (lr ×0.1 at 3), 1x = 6 epochs of fine-tuning "
-        "(lr 0.04, ×0.1 at 5), 2x = 12, stage 2 = 6 (as many as stage 1, as in the paper), on cached box-head features; batch 8",
+        "64 RoIs/image; " + _PRETRAIN_NOTE + "; pretraining 4 epochs (lr ×0.1 at 3), " + _FINE_TUNE_NOTE.format(epochs=6, step=5)
+        + " (as many as stage 1, as in the paper), on cached box-head features; batch 8",
         description="the embedded synthetic long-tail benchmark on a CPU; minutes",
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
@@ -138,7 +139,7 @@ def _openimages_profile(name: str, base: Profile, description: str) -> Profile:
         stage1=base.stage1,
         stage2=base.stage2,
         pretrain=base.pretrain,
-        pretrain_profile=base.name if base.pretrain is not None else None,
+        pretrain_profile=(base.pretrain_profile or base.name) if base.pretrain is not None else None,
         cached_stage2=base.cached_stage2,
         eval_batch_size=base.eval_batch_size,
         model_note=base.model_note + "; Open Images track: multi-label sigmoid training over the class hierarchy",
@@ -155,10 +156,34 @@ def _openimages_profile(name: str, base: Profile, description: str) -> Profile:
     )
 
 
+def _long_fine_tune_profile(base: Profile, epochs: int) -> Profile:
+    """``base`` with a longer fine-tune: the 1x is ``epochs`` epochs of stage 1 (lr ×0.1 for the last sixth) and
+    stage 2 as many, from ``base``'s own pretrained starts (shared, so running both costs one pretraining per
+    seed). On tuning seed 3 a 16-epoch 1x brings 2x − 1x within the paper's bound, at about 2.6× the stage-1
+    cost of a 6-epoch one (docs/ARCHITECTURE.md, "The pretrained start": how converged the 1x is)."""
+    last_sixth = (epochs - epochs // 6,)
+    return replace(
+        base,
+        name=f"{base.name}-long",
+        stage1=replace(base.stage1, epochs=epochs, lr_steps=last_sixth),
+        stage2=replace(base.stage2, epochs=epochs, lr_steps=last_sixth),
+        pretrain_profile=base.pretrain_profile or base.name,
+        model_note=base.model_note.replace(
+            _FINE_TUNE_NOTE.format(epochs=base.stage1.epochs, step=base.stage1.lr_steps[0]),
+            _FINE_TUNE_NOTE.format(epochs=epochs, step=last_sixth[0])),
+        description=f"{base.name} with a {epochs}-epoch fine-tune, near convergence (2x − 1x ≤ 3 on the tuning "
+                    f"seed); about 2× {base.name}'s time",
+    )
+
+
+PROFILES["quick-long"] = _long_fine_tune_profile(PROFILES["quick"], epochs=16)
+
 PROFILES["oi-smoke"] = _openimages_profile("oi-smoke", PROFILES["smoke"],
                                            "the smoke scale of the Open Images track; used by the tests")
 PROFILES["oi-quick"] = _openimages_profile("oi-quick", PROFILES["quick"],
                                            "the Open Images track on a synthetic Open-Images-style set on a CPU; minutes")
+PROFILES["oi-quick-long"] = _openimages_profile("oi-quick-long", PROFILES["quick-long"],
+                                                "the Open Images track at quick-long's scale and schedule")
 PROFILES["lvis-v0.5"] = _paper_profile("v0.5")
 PROFILES["lvis-v1"] = _paper_profile("v1")
 

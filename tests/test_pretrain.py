@@ -3,6 +3,8 @@ run on shape labels that every stage-1 run loads, with a fresh classifier."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torchvision.ops import FrozenBatchNorm2d
@@ -10,6 +12,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from acsl.data.coarse import CoarseLabels, coarse_class
 from acsl.data.synthetic import SHAPES
 from acsl.engine import load_checkpoint
+from acsl.profiles import get_profile, openimages_counterpart
 from acsl.runs import ExperimentSpec, RunStore, baseline_spec, build_model, decoupled_spec, pretrain_spec
 
 
@@ -28,6 +31,25 @@ def test_every_stage1_run_of_a_synthetic_profile_starts_from_its_shared_pretrain
     assert decoupled_spec("smoke", "acsl", xi=0.7).parent.parent == pretrain_spec("smoke")
     # the real-data profiles start from torchvision's COCO-trained detector instead
     assert baseline_spec("lvis-v0.5").parent is None
+
+
+def test_the_long_fine_tune_profile_shares_quicks_starts_and_only_lengthens_the_fine_tunes():
+    """``quick-long`` (docs/ARCHITECTURE.md, "How converged the 1x is"): quick's benchmark, detector and
+    pretrained starts, a 16-epoch 1x and stage 2 with the lr step at the last sixth; its own stage-1 runs."""
+    quick, long = get_profile("quick"), get_profile("quick-long")
+    assert (long.stage1.epochs, long.stage1.lr_steps, long.stage2.epochs, long.stage2.lr_steps) == (16, (14,), 16, (14,))
+    assert replace(long.stage1, epochs=6, lr_steps=(5,)) == quick.stage1
+    assert (long.data, long.detector, long.pretrain, long.report_seeds) == (quick.data, quick.detector, quick.pretrain,
+                                                                           quick.report_seeds)
+    assert "1x = 16 epochs of fine-tuning (lr 0.04, ×0.1 at 14)" in long.model_note
+    for seed in (0, 2):
+        assert pretrain_spec("quick-long", seed=seed) == pretrain_spec("quick", seed=seed)
+        assert baseline_spec("quick-long", seed=seed).parent == pretrain_spec("quick", seed=seed)
+        assert baseline_spec("quick-long", seed=seed).hash != baseline_spec("quick", seed=seed).hash
+    # the Open Images track at the same schedule, on the same starts
+    counterpart = openimages_counterpart("quick-long")
+    assert counterpart == "oi-quick-long" and get_profile(counterpart).stage1 == long.stage1
+    assert ExperimentSpec(counterpart, loss="bce", seed=1).parent == pretrain_spec("quick", seed=1)
 
 
 def test_the_pretrained_start_is_refused_where_it_does_not_apply():
