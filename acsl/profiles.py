@@ -55,7 +55,12 @@ _PRETRAIN_NOTE = ("COCO-trained start → a detector pretrained on the benchmark
                   "docs/ARCHITECTURE.md, \"The pretrained start\"); the fine-tunes keep its backbone, FPN and RPN frozen and "
                   "train the RoI heads on its cached FPN maps and proposals (the paper fine-tunes everything above the "
                   "first stage)")
-_FINE_TUNE_NOTE = "1x = {epochs} epochs of fine-tuning (lr 0.04, ×0.1 at {step}), 2x = 2 × {epochs}, stage 2 = {epochs}"
+
+
+def _fine_tune_note(epochs: int, step: int) -> str:
+    """The model note's schedule phrase for a ``epochs``-epoch 1x fine-tune with the lr step at ``step``."""
+    return f"1x = {epochs} epochs of fine-tuning (lr 0.04, ×0.1 at {step}), 2x = {2 * epochs}, stage 2 = {epochs}"
+
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -91,7 +96,7 @@ PROFILES: dict[str, Profile] = {
         report_seeds=(0, 1, 2),
         eval_batch_size=10,
         model_note="R50-FPN at 800/1333 px → narrow ResNet-FPN (BasicBlock widths 16–128, FPN 64) at 128 px, "
-        "64 RoIs/image; " + _PRETRAIN_NOTE + "; pretraining 4 epochs (lr ×0.1 at 3), " + _FINE_TUNE_NOTE.format(epochs=6, step=5)
+        "64 RoIs/image; " + _PRETRAIN_NOTE + "; pretraining 4 epochs (lr ×0.1 at 3), " + _fine_tune_note(epochs=6, step=5)
         + " (as many as stage 1, as in the paper), on cached box-head features; batch 8",
         description="the embedded synthetic long-tail benchmark on a CPU; minutes",
         larger_backbones=_CPU_LARGER_BACKBONES,
@@ -169,8 +174,8 @@ def _long_fine_tune_profile(base: Profile, epochs: int) -> Profile:
         stage2=replace(base.stage2, epochs=epochs, lr_steps=last_sixth),
         pretrain_profile=base.pretrain_profile or base.name,
         model_note=base.model_note.replace(
-            _FINE_TUNE_NOTE.format(epochs=base.stage1.epochs, step=base.stage1.lr_steps[0]),
-            _FINE_TUNE_NOTE.format(epochs=epochs, step=last_sixth[0])),
+            _fine_tune_note(base.stage1.epochs, base.stage1.lr_steps[0]),
+            _fine_tune_note(epochs, last_sixth[0])),
         description=f"{base.name} with a {epochs}-epoch fine-tune, near convergence (2x − 1x ≤ 3 on the tuning "
                     f"seed); about 2× {base.name}'s time",
     )
