@@ -343,10 +343,16 @@ class Profile:
     # (``acsl.engine.roi_cache``, the CPU profiles) or exact (the real-data profiles). Not part of a run's
     # identity: the spec says which one a run is.
     cached_stage2: bool = field(default=False, compare=False)
-    # The notebooks' default seeds for the headline comparisons (their ``seeds=None``; Tables 2 and 4): each
-    # seed is its own benchmark, pretrained start and runs, and ours becomes a mean with a 95 % t interval
-    # (docs/ARCHITECTURE.md, "Seeds and intervals"). Not part of a run's identity.
+    # The notebooks' default seeds for the headline comparisons (their ``seeds=None``; Tables 2 and 4): ours
+    # becomes a mean with a 95 % t interval (docs/ARCHITECTURE.md, "Seeds and intervals"). Not part of a
+    # run's identity.
     report_seeds: tuple[int, ...] = field(default=(0,), compare=False)
+    # A synthetic profile's one benchmark and one pretrained start, shared by every seed (docs/ARCHITECTURE.md,
+    # "Seeds and intervals"): the seed that generates the benchmark and trains the start, whatever the run's
+    # seed, as the paper's detectors are all trained on one LVIS from one COCO model; a run's seed then
+    # replicates its own training (initialisation of the new layers, image order, flips, RoI sampling). None:
+    # every seed generates its own benchmark and trains its own start.
+    benchmark_seed: int | None = None
     model_note: str = ""
     description: str = field(default="", compare=False)
     # The paper's Table 3 backbones → this profile's detector overrides (ExperimentSpec.detector).

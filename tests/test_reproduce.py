@@ -253,6 +253,12 @@ def test_figure_notebooks_execute_and_save_their_figures(tmp_path, profile):
     assert [r.seeds for r in results] == [(0,), (0,), ()] and all(r.started in index for r in results)
     manifest = json.loads((tmp_path / "reports" / "manifest.json").read_text())
     assert manifest["_provenance"]["seeds"] == [0] and manifest["fig1_label_distribution"]["seeds"] == [0]
+    # Figure 1's training-split statistics beside LVIS's: ours only where the profile trains on a split here
+    assert "fig1_label_distribution_statistics.csv" in manifest["fig1_label_distribution"]["files"]
+    statistics = pd.read_csv(tmp_path / "reports" / "fig1_label_distribution_statistics.csv", index_col="statistic")
+    assert list(statistics.columns) == (["ours"] if profile == "smoke" else []) + ["LVIS v0.5", "LVIS v1", "profile"]
+    assert float(statistics.loc["rare annotations (%)", "LVIS v0.5"]) == 0.85
+    assert float(statistics.loc["annotations per image", "LVIS v1"]) == 12.68
     assert manifest["_provenance"]["jobs"] == min(default_jobs("cpu"), len(names))  # side by side on a CPU
     assert manifest["_provenance"]["threads_per_kernel"] == 1
     executed = nbformat.read(tmp_path / "reports" / "fig1_label_distribution.ipynb", as_version=4)

@@ -3,17 +3,23 @@ counting helpers equal hand counts (docs/ARCHITECTURE.md, "The synthetic benchma
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from acsl.data.stats import (
+    LVIS_TRAIN_IMAGES,
     category_image_counts,
     category_instance_counts,
     frequency_from_image_count,
     load_category_stats,
     load_openimages_stats,
+    lvis_split_statistics,
     sorted_image_counts,
     sorted_instance_counts,
+    split_statistics,
+    statistics_table,
 )
 
 
@@ -94,3 +100,69 @@ def test_counts_on_a_hand_written_lvis_file():
     }
     assert category_image_counts(data) == {1: 2, 2: 1, 5: 0}
     assert category_instance_counts(data) == {1: 3, 2: 1, 5: 0}
+
+
+def _split() -> dict:
+    # 4 images (image 4 has no annotation), 4 categories; hand counts:
+    #   apple (1, f): images 1, 1, 1, 2 -> 4 annotations, 2 images
+    #   bat   (2, c): images 1, 3       -> 2 annotations, 2 images
+    #   cat   (3, r): image 2           -> 1 annotation,  1 image
+    #   dog   (4, r): image 3           -> 1 annotation,  1 image
+    # 8 annotations / 4 images = 2.0 per image; distinct categories per image 2, 2, 2, 0 -> 6 / 4 = 1.5;
+    # shares r 2/8 = 25 %, c 2/8 = 25 %, f 4/8 = 50 %; smallest: cat and dog tie at 1, the lower id (cat) named.
+    placed = [(1, 1), (1, 1), (1, 1), (2, 1), (1, 2), (3, 2), (2, 3), (3, 4)]  # (image, category)
+    return {
+        "images": [{"id": i, "width": 10, "height": 10, "file_name": f"{i}.png"} for i in (1, 2, 3, 4)],
+        "categories": [{"id": 1, "name": "apple", "frequency": "f"}, {"id": 2, "name": "bat", "frequency": "c"},
+                       {"id": 3, "name": "cat", "frequency": "r"}, {"id": 4, "name": "dog", "frequency": "r"}],
+        "annotations": [{"id": 10 + k, "image_id": image, "category_id": category, "bbox": [0, 0, 2, 2]}
+                        for k, (image, category) in enumerate(placed)],
+    }
+
+
+def test_split_statistics_on_a_hand_written_lvis_file(tmp_path):
+    stats = split_statistics(_split())
+    expected = {
+        "images": 4, "annotations": 8, "categories": 4,
+        "rare categories": 2, "common categories": 1, "frequent categories": 1,
+        "rare annotations (%)": 25.0, "common annotations (%)": 25.0, "frequent annotations (%)": 50.0,
+        "annotations per image": 2.0, "categories per image": 1.5,
+        "largest category": "apple", "largest category annotations": 4,
+        "smallest category": "cat", "smallest category annotations": 1, "categories at the smallest count": 2,
+    }
+    assert stats.to_dict() == expected and list(stats.index) == list(expected)
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(_split()))
+    assert split_statistics(path).equals(stats)  # a file reads as its loaded dict
+
+
+def test_split_statistics_refuses_annotations_of_undeclared_categories():
+    data = _split()
+    data["annotations"].append({"id": 99, "image_id": 1, "category_id": 7, "bbox": [0, 0, 2, 2]})
+    with pytest.raises(ValueError, match="7"):
+        split_statistics(data)
+    with pytest.raises(ValueError, match="at least one category"):
+        split_statistics({"images": [], "categories": [], "annotations": []})
+
+
+@pytest.mark.parametrize(
+    "name, images, annotations, rare, common, frequent, per_image",
+    [("lvis_v0.5", 57_263, 693_958, 0.85, 8.4, 90.8, 12.12), ("lvis_v1", 100_170, 1_270_141, 0.41, 5.1, 94.5, 12.68)],
+)
+def test_lvis_split_statistics_from_the_shipped_csv(name, images, annotations, rare, common, frequent, per_image):
+    stats = lvis_split_statistics(name)
+    assert stats["images"] == images == LVIS_TRAIN_IMAGES[name]
+    assert stats["annotations"] == annotations == int(load_category_stats(name)["instance_count"].sum())
+    assert stats["rare annotations (%)"] == pytest.approx(rare, abs=0.05)
+    assert stats["common annotations (%)"] == pytest.approx(common, abs=0.05)
+    assert stats["frequent annotations (%)"] == pytest.approx(frequent, abs=0.05)
+    assert stats["annotations per image"] == pytest.approx(per_image, abs=0.005)
+    assert (stats["largest category"], stats["smallest category"], stats["smallest category annotations"]) == (
+        "banana", "bait", 1)
+
+
+def test_statistics_table_puts_splits_side_by_side():
+    table = statistics_table({"ours": split_statistics(_split()), "LVIS v0.5": lvis_split_statistics("lvis_v0.5")})
+    assert list(table.columns) == ["ours", "LVIS v0.5"] and table.index.name == "statistic"
+    assert table.loc["rare annotations (%)", "LVIS v0.5"] == 0.85  # rounded to 2 digits
+    assert table.loc["largest category annotations", "LVIS v0.5"] == 26_148

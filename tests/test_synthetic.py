@@ -4,12 +4,15 @@ category statistics helpers."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 from lvis import LVIS
 
+from acsl.data.stats import load_category_stats as lvis_stats
+from acsl.profiles import get_profile
 from acsl.data import (
     LVISDetection,
     SyntheticConfig,
@@ -30,11 +33,14 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+QUICK = get_profile("quick").data
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    """The real ``quick`` config (60 categories, 1200 + 300 images at 128 px), generated once."""
+    """The ``quick`` profile's benchmark (60 categories, 1000 + 250 images at 128 px), generated once."""
     root = tmp_path_factory.mktemp("quick") / "bench"
-    bench = generate_benchmark(root, SyntheticConfig(), progress=False)
+    bench = generate_benchmark(root, replace(QUICK, seed=get_profile("quick").benchmark_seed), progress=False)
     train = json.loads(bench.train_json.read_text())
     val = json.loads(bench.val_json.read_text())
     return bench, train, val
@@ -97,8 +103,8 @@ def test_config_validation(field, value):
 def test_quick_loads_with_lvis_api(quick):
     bench = quick[0]
     lv = LVIS(str(bench.train_json))
-    assert len(lv.cats) == 60 and len(lv.imgs) == 1200 and len(lv.anns) > 1200
-    assert len(LVIS(str(bench.val_json)).imgs) == 300
+    assert len(lv.cats) == 60 and len(lv.imgs) == 1000 and len(lv.anns) > 8000
+    assert len(LVIS(str(bench.val_json)).imgs) == 250
     ds = LVISDetection(bench.val_json, bench.val_images)
     img, target = ds[0]
     assert img.shape == (3, 128, 128)
@@ -124,6 +130,31 @@ def test_quick_split_is_lvis_shaped(quick):
     assert 0.25 <= shares["c"] / n <= 0.5, shares
     assert 0.15 <= shares["f"] / n <= 0.4, shares
     assert val["categories"] == train["categories"]
+
+
+def _annotation_shares(split: dict) -> dict[str, float]:
+    frequency = {c["id"]: c["frequency"] for c in split["categories"]}
+    counts = Counter(frequency[a["category_id"]] for a in split["annotations"])
+    return {group: 100 * counts[group] / len(split["annotations"]) for group in "rcf"}
+
+
+def test_quick_training_split_is_as_long_tailed_as_lvis_in_annotations(quick):
+    """docs/ARCHITECTURE.md, "The synthetic benchmark": the shares of annotations by group within a factor 1.5
+    of LVIS v0.5 train's (0.85 / 8.4 / 90.8 %), at least 8 annotations per image, rare categories in 1–10
+    images, and a steep imbalance between the largest and the smallest category."""
+    _, train, _ = quick
+    lvis = lvis_stats("lvis_v0.5")
+    lvis_shares = {g: 100 * lvis.instance_count[lvis.frequency == g].sum() / lvis.instance_count.sum() for g in "rcf"}
+    assert lvis_shares["r"] == pytest.approx(0.85, abs=0.01) and lvis_shares["f"] == pytest.approx(90.8, abs=0.1)
+    shares = _annotation_shares(train)
+    assert shares["r"] <= 1.5 * lvis_shares["r"] and shares["c"] <= 1.5 * lvis_shares["c"], shares
+    assert 100 - shares["f"] <= 1.5 * (100 - lvis_shares["f"]), shares
+    assert len(train["annotations"]) / len(train["images"]) >= 8
+    rare = [c for c in train["categories"] if c["frequency"] == "r"]
+    assert rare and all(1 <= c["image_count"] <= 10 for c in rare)
+    assert any(c["lookalike_of"] is not None for c in rare)  # the look-alikes stay
+    instances = category_instance_counts(train)
+    assert max(instances.values()) >= 1000 and min(instances.values()) == 1
 
 
 def test_every_category_in_val_at_least_3_images(quick):
@@ -185,7 +216,7 @@ def test_annotations_geometry(quick):
     assert small > 0.2 * len(areas) and large > 0
     assert len(areas) - small - large > 0.2 * len(areas)
     per_image = Counter(a["image_id"] for a in train["annotations"])
-    assert max(per_image.values()) <= SyntheticConfig().max_objects_per_image
+    assert max(per_image.values()) <= QUICK.max_objects_per_image
 
 
 # ------------------------------------------------------------------------------------ files

@@ -12,11 +12,15 @@ from acsl.data.lvis_dataset import (
     validate_lvis_json,
 )
 from acsl.data.stats import (
+    LVIS_TRAIN_IMAGES,
     STATS_DIR,
     category_image_counts,
     category_instance_counts,
     frequency_from_image_count,
     load_category_stats,
+    lvis_split_statistics,
+    split_statistics,
+    statistics_table,
 )
 from acsl.data.synthetic import (
     CONTENT_VERSION,
@@ -32,11 +36,15 @@ __all__ = [
     "LVISDetection",
     "collate_detection",
     "validate_lvis_json",
+    "LVIS_TRAIN_IMAGES",
     "STATS_DIR",
     "category_image_counts",
     "category_instance_counts",
     "frequency_from_image_count",
     "load_category_stats",
+    "lvis_split_statistics",
+    "split_statistics",
+    "statistics_table",
     "CONTENT_VERSION",
     "SyntheticBenchmark",
     "SyntheticConfig",

@@ -14,7 +14,7 @@ from ..config import LVISData, OpenImagesData, SyntheticConfig
 from ..data import LVISDetection, generate_benchmark
 from ..data.coarse import CoarseLabels
 from ..data.subset import FirstImages
-from ..data.synthetic import SyntheticBenchmark
+from ..data.synthetic import CONTENT_VERSION, SyntheticBenchmark
 from ..engine import distributed
 from ..locks import exclusive
 from ..profiles import get_profile
@@ -32,7 +32,13 @@ def profile_benchmark(profile: str, data_root: str | Path = "data", seed: int = 
         raise ValueError(f"profile {profile!r} uses real data, not the synthetic benchmark")
     config = replace(data, seed=seed)
     with _generation_lock(data_root, profile, seed):
-        return generate_benchmark(Path(data_root) / f"synthetic-{profile}-seed{seed}", config, progress=progress)
+        return generate_benchmark(Path(data_root) / benchmark_folder(profile, seed), config, progress=progress)
+
+
+def benchmark_folder(profile: str, seed: int) -> str:
+    """The folder of ``profile``'s benchmark for ``seed`` under the data root; it names the content version,
+    so a benchmark of another version (an older checkout's) stays where it is and is never read for this one."""
+    return f"synthetic-{profile}-seed{seed}-v{CONTENT_VERSION.removeprefix('acsl-synthetic-')}"
 
 
 def _generation_lock(data_root: str | Path, profile: str, seed: int):
@@ -40,7 +46,7 @@ def _generation_lock(data_root: str | Path, profile: str, seed: int):
     waits and reads it (acsl.locks). torchrun's ranks take none: rank 0 goes first instead."""
     if distributed.is_distributed():
         return contextlib.nullcontext()
-    name = f"synthetic-{profile}-seed{seed}"
+    name = benchmark_folder(profile, seed)
     return exclusive(Path(data_root) / ".locks" / f"{name}.lock", f"generating {name}")
 
 
@@ -60,15 +66,15 @@ def lvis_files(version: str, data_root: str | Path) -> tuple[tuple[Path, Path], 
 
 
 def _synthetic_files(spec: ExperimentSpec, data_root: Path, progress: bool) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
-    with _generation_lock(data_root, spec.profile, spec.seed):
+    with _generation_lock(data_root, spec.profile, spec.data_seed):
         with distributed.main_process_first():  # rank 0 generates, the others then read
-            bench = profile_benchmark(spec.profile, data_root, spec.seed, progress and distributed.is_main_process())
+            bench = profile_benchmark(spec.profile, data_root, spec.data_seed, progress and distributed.is_main_process())
         train_json, val_json = bench.train_json, bench.val_json
         if spec.settings.track == "openimages":  # the Open-Images-style files beside the benchmark (rank 0 writes)
             from ..data.openimages_synthetic import write_openimages_style
 
             with distributed.main_process_first():
-                train_json, val_json = write_openimages_style(bench, seed=spec.seed)
+                train_json, val_json = write_openimages_style(bench, seed=spec.data_seed)
     return (train_json, bench.train_images), (val_json, bench.val_images)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..config import DetectorConfig, Profile, SyntheticConfig, TrainConfig, scale_lr_to_batch
 from ..data.samplers import build_sampler
+from ..data.synthetic import CONTENT_VERSION as SYNTHETIC_CONTENT_VERSION
 from ..losses import LOSSES, build_loss
 from ..models.backbones import BACKBONES
 from ..models.classifiers import CLASSIFIER_MODES
@@ -167,7 +168,7 @@ class ExperimentSpec:
         if self.stage == 1:
             if self.settings.pretrain is None:
                 return None
-            return pretrain_spec(self.profile, seed=self.seed, batch_size=self.batch_size, detector=dict(self.detector),
+            return pretrain_spec(self.profile, seed=self.data_seed, batch_size=self.batch_size, detector=dict(self.detector),
                                  max_iters=self.max_iters, subset=self.subset)
         return ExperimentSpec(profile=self.profile, loss=self.settings.baseline_loss, seed=self.seed,
                               batch_size=self.batch_size, detector=self.detector, max_iters=self.max_iters,
@@ -220,10 +221,17 @@ class ExperimentSpec:
             raise ValueError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}")
         return config
 
+    @property
+    def data_seed(self) -> int:
+        """The seed of the synthetic benchmark this spec trains and is evaluated on: the profile's one shared
+        benchmark (``Profile.benchmark_seed``), else the spec's own seed."""
+        shared = self.settings.benchmark_seed
+        return self.seed if shared is None else shared
+
     def data_config(self):
-        """The profile's data; a synthetic benchmark is generated from the spec's seed, real data is what it is."""
+        """The profile's data; a synthetic benchmark is generated from ``data_seed``, real data is what it is."""
         data = self.settings.data
-        return replace(data, seed=self.seed) if isinstance(data, SyntheticConfig) else data
+        return replace(data, seed=self.data_seed) if isinstance(data, SyntheticConfig) else data
 
     def train_config(self) -> TrainConfig:
         """The training schedule of this spec: the profile's stage-1 schedule stretched by ``schedule``,
@@ -244,10 +252,14 @@ class ExperimentSpec:
             if spec[field] == default:
                 del spec[field]
         data = self.data_config()
+        if isinstance(data, SyntheticConfig):  # a new version of the benchmark's content is another benchmark
+            data_record = {**data.record(), "content_version": SYNTHETIC_CONTENT_VERSION}
+        else:
+            data_record = asdict(data)
         resolved = {
             "format": SPEC_FORMAT_VERSION,
             "spec": spec,
-            "data": data.record() if isinstance(data, SyntheticConfig) else asdict(data),
+            "data": data_record,
             "detector": _detector_record(self.detector_config()),
             "train": asdict(self.train_config()),
             "parent": self.parent.hash if self.parent else None,
@@ -290,6 +302,8 @@ def pretrain_spec(profile: str, seed: int = 0, batch_size: int | None = None, de
     the profile whose start this one shares (``Profile.pretrain_profile``)."""
     settings = get_profile(profile)
     owner = settings.pretrain_profile or profile
+    if get_profile(owner).benchmark_seed is not None:  # one start shared by every seed
+        seed = get_profile(owner).benchmark_seed
     overrides = tuple((k, v) for k, v in (detector or {}).items() if k != "architecture")
     return ExperimentSpec(profile=owner, loss="softmax_ce", stage=0, seed=seed, batch_size=batch_size,
                           detector=overrides, max_iters=max_iters, subset=subset)

@@ -41,6 +41,7 @@ from acsl.config import CURVES, MAX_CATEGORIES, SyntheticConfig
 
 from .categories import COLOURS, MARKINGS, SHAPES
 from .curve import (
+    BASE_INSTANCES_PER_IMAGE,
     MAX_CATEGORIES_PER_IMAGE,
     MEAN_CATEGORIES_PER_IMAGE,
     MIN_VAL_IMAGES_PER_CATEGORY,
@@ -48,7 +49,7 @@ from .curve import (
 )
 from .generate import CONTENT_VERSION, SyntheticBenchmark, SyntheticDatasetExistsError, generate_benchmark
 from .render import MAX_OCCLUSION, MIN_OBJECT_SIDE
-from .splits import EXTRA_INSTANCE_PROB, MAX_NEG_CATEGORIES, NOT_EXHAUSTIVE_FRACTION
+from .splits import MAX_NEG_CATEGORIES, NOT_EXHAUSTIVE_FRACTION
 
 __all__ = [
     "CONTENT_VERSION",
@@ -67,7 +68,7 @@ __all__ = [
     "MIN_VAL_IMAGES_PER_CATEGORY",
     "MAX_NEG_CATEGORIES",
     "NOT_EXHAUSTIVE_FRACTION",
-    "EXTRA_INSTANCE_PROB",
+    "BASE_INSTANCES_PER_IMAGE",
     "MIN_OBJECT_SIDE",
     "MAX_OCCLUSION",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from acsl.config import MAX_CATEGORIES, SyntheticConfig
 
-from .curve import FREQUENT_TARGET_MIN, RARE_TARGET_MAX, curve_quantiles, train_targets, val_targets
+from .curve import FREQUENT_TARGET_MIN, RARE_TARGET_MAX, curve_quantiles, instance_means, train_targets, val_targets
 
 __all__ = ["SHAPES", "COLOURS", "MARKINGS", "design_categories"]
 
@@ -100,6 +100,7 @@ def design_categories(config: SyntheticConfig, rng: np.random.Generator) -> list
     names, counts = curve_quantiles(C, config.curve)
     train_t = train_targets(config, counts)
     val_t = val_targets(config, train_t)
+    means = instance_means(config, counts, train_t)
     parent_of = _lookalike_pairs(config, train_t, rng)
     identity = _identities(C, parent_of, rng)
 
@@ -119,6 +120,7 @@ def design_categories(config: SyntheticConfig, rng: np.random.Generator) -> list
             "lvis_curve_image_count": int(counts[i]),
             "train_target": int(train_t[i]),
             "val_target": int(val_t[i]),
+            "instances_per_image": float(means[i]),
             "parent_pos": parent_of.get(i),
         })
     pos_to_id = {s["pos"]: s["id"] for s in specs}

@@ -21,9 +21,11 @@ __all__ = [
     "MIN_VAL_IMAGES_PER_CATEGORY",
     "RARE_TARGET_MAX",
     "FREQUENT_TARGET_MIN",
+    "BASE_INSTANCES_PER_IMAGE",
     "curve_quantiles",
     "train_targets",
     "val_targets",
+    "instance_means",
 ]
 
 MEAN_CATEGORIES_PER_IMAGE = 3.5  # train budget used to scale the frequent range
@@ -34,6 +36,9 @@ MIN_VAL_IMAGES_PER_CATEGORY = 3
 RARE_TARGET_MAX = 10
 #: Train targets from this on are frequent-curve categories (LVIS: frequent = more than 100 images).
 FREQUENT_TARGET_MIN = 101
+#: Mean annotated instances of a category in an image that shows it, where the curve is not compressed
+#: (rare and common categories: 1 + Poisson(0.45)).
+BASE_INSTANCES_PER_IMAGE = 1.45
 
 
 def curve_quantiles(num_categories: int, curve: str = "lvis_v0.5") -> tuple[list[str], np.ndarray]:
@@ -108,3 +113,22 @@ def val_targets(config: SyntheticConfig, train: np.ndarray) -> np.ndarray:
     w = train.astype(float) ** 0.25
     v = np.round(w * (n * VAL_MEAN_CATEGORIES_PER_IMAGE) / w.sum())
     return np.clip(v, lo, n).astype(int)
+
+
+def instance_means(config: SyntheticConfig, counts: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Mean annotated instances per image of each curve position (docs/ARCHITECTURE.md, "The synthetic
+    benchmark": as long-tailed as LVIS in annotations).
+
+    The image budget compresses the frequent range's image counts (``train_targets``: up to about 10× on
+    ``quick``), which would leave the frequent categories far fewer annotations, relative to the tail, than
+    LVIS gives them. What the compression takes from a frequent category's images it gets back in instances
+    per image: its annotations keep the curve's count × ``BASE_INSTANCES_PER_IMAGE``, the same ratio as the
+    uncompressed rare and common categories, so the shares of annotations by group follow the curve's. A
+    category whose curve count is at most 100 (LVIS: rare and common) keeps ``BASE_INSTANCES_PER_IMAGE``;
+    the Open Images curve, scaled as a whole, keeps it everywhere."""
+    means = np.full(len(train), BASE_INSTANCES_PER_IMAGE)
+    if config.curve == "openimages":
+        return means
+    compressed = counts > 100
+    means[compressed] *= np.maximum(1.0, counts[compressed] / np.maximum(train[compressed], 1))
+    return means

@@ -28,7 +28,7 @@ from .splits import category_records, generate_split
 __all__ = ["CONTENT_VERSION", "SyntheticBenchmark", "SyntheticDatasetExistsError", "generate_benchmark"]
 
 #: Bumped whenever the generated content for a given config changes.
-CONTENT_VERSION = "acsl-synthetic-1"
+CONTENT_VERSION = "acsl-synthetic-2"
 #: ``info.description`` of the generated files. Part of the generated content: changing it changes
 #: every file (and would need a new CONTENT_VERSION), so it keeps its original wording.
 _DESCRIPTION = "acsl synthetic long-tail benchmark (DESIGN §7)"

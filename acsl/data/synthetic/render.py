@@ -21,6 +21,10 @@ __all__ = ["MIN_OBJECT_SIDE", "MAX_OCCLUSION", "render_image"]
 
 MIN_OBJECT_SIDE = 12
 MAX_OCCLUSION = 0.3  # at most this fraction of an object's box may be covered by later objects
+#: In an image of n objects a medium object's side is at most sqrt(CROWDED_AREA_FRACTION * area / n).
+CROWDED_AREA_FRACTION = 2.0
+#: Images with more objects than this draw none large (> 96² pixels).
+MAX_OBJECTS_WITH_LARGE = 8
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
@@ -133,16 +137,20 @@ def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(pil).copy()
 
 
-def _sample_side(size: int, rng: np.random.Generator, allow_large: bool) -> int:
-    """Side s of an object whose box area ~ s² is small (<32²), medium or large (>96²) in COCO terms."""
+def _sample_side(size: int, rng: np.random.Generator, allow_large: bool, crowd: int = 1) -> int:
+    """Side s of an object whose box area ~ s² is small (<32²), medium or large (>96²) in COCO terms. In an
+    image of ``crowd`` objects the medium range ends at ``CROWDED_AREA_FRACTION`` of the image's area per
+    object (at least a medium object's smallest side) and no object is large past ``MAX_OBJECTS_WITH_LARGE``,
+    so crowded images keep their instances, as LVIS's crowded images hold many small ones."""
+    per_object = int(math.sqrt(CROWDED_AREA_FRACTION * size * size / max(1, crowd)))
     small = (MIN_OBJECT_SIDE, min(30, size - 4))
-    medium = (34, min(90, size - 8))
+    medium = (34, min(90, size - 8, max(34, per_object)))
     large = (98, size - 4)
     choices, probs = [small], [0.45]
     if medium[1] >= medium[0]:
         choices.append(medium)
         probs.append(0.45)
-    if allow_large and large[1] >= large[0]:
+    if allow_large and crowd <= MAX_OBJECTS_WITH_LARGE and large[1] >= large[0]:
         choices.append(large)
         probs.append(0.10)
     p = np.array(probs) / sum(probs)
@@ -179,7 +187,7 @@ def _plan_sizes(
     planned = []
     n_large = 0
     for cid, annotated in objects:
-        s = _sample_side(size, rng, allow_large=n_large == 0)
+        s = _sample_side(size, rng, allow_large=n_large == 0, crowd=len(objects))
         n_large += s >= 98
         a = math.exp(rng.uniform(math.log(0.75), math.log(1.33)))
         w = int(np.clip(round(s * math.sqrt(a)), MIN_OBJECT_SIDE, size - 2))

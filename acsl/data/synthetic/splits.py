@@ -1,7 +1,8 @@
 """One split of the synthetic benchmark: categories per image, drawn images, LVIS records.
 
-Each category gets its target number of distinct images (least-loaded images first). On top of the
-annotated instances, a present category sometimes gets 1-2 more instances. Federated fields
+Each category gets its target number of distinct images (least-loaded images first). A present category
+has 1 + Poisson(m − 1) annotated instances, m its mean instances per image (``curve.instance_means``:
+1.45 in the tail, more in the compressed frequent range), up to ``max_objects_per_image`` in all. Federated fields
 (docs/ARCHITECTURE.md, "The synthetic benchmark"; LVIS's federated annotation, "Evaluation rules"):
 ``neg_category_ids`` are up to ``MAX_NEG_CATEGORIES`` categories truly absent from the image;
 ``not_exhaustive_category_ids``: on about ``NOT_EXHAUSTIVE_FRACTION`` of images one extra instance
@@ -27,7 +28,6 @@ from .render import render_image
 __all__ = [
     "MAX_NEG_CATEGORIES",
     "NOT_EXHAUSTIVE_FRACTION",
-    "EXTRA_INSTANCE_PROB",
     "assign_categories",
     "generate_split",
     "category_records",
@@ -35,7 +35,6 @@ __all__ = [
 
 MAX_NEG_CATEGORIES = 5
 NOT_EXHAUSTIVE_FRACTION = 0.05
-EXTRA_INSTANCE_PROB = 0.3  # chance that a present category gets 1-2 more instances
 
 _MARKING_TEXT = {
     "plain": "no marking",
@@ -70,16 +69,15 @@ def assign_categories(
 
 
 def _plan_objects(
-    cats: list[int], max_obj: int, rng: np.random.Generator
+    cats: list[int], means: dict[int, float], max_obj: int, rng: np.random.Generator
 ) -> tuple[list[tuple[int, bool]], int | None]:
     """The (category id, annotated) objects of one image, and the category of the deliberately
-    unannotated instance (``None`` when there is none)."""
+    unannotated instance (``None`` when there is none): one instance of every present category, then each
+    category's 1 + Poisson(mean − 1) − 1 extra instances, in category order, up to ``max_obj``."""
     objects: list[tuple[int, bool]] = [(c, True) for c in cats]
     for c in cats:
-        if len(objects) < max_obj and rng.random() < EXTRA_INSTANCE_PROB:
-            for _ in range(int(rng.integers(1, 3))):
-                if len(objects) < max_obj:
-                    objects.append((c, True))
+        extra = int(rng.poisson(means[c] - 1.0))
+        objects.extend([(c, True)] * max(0, min(extra, max_obj - len(objects))))
     hidden = None
     if cats and len(objects) < max_obj and rng.random() < NOT_EXHAUSTIVE_FRACTION:
         hidden = int(cats[int(rng.integers(len(cats)))])
@@ -122,6 +120,7 @@ def generate_split(
     """Draw and save one split's images; return its LVIS ``images`` and ``annotations`` lists."""
     target_key = "train_target" if split == "train" else "val_target"
     targets = {s["id"]: s[target_key] for s in specs}
+    means = {s["id"]: s["instances_per_image"] for s in specs}
     specs_by_id = {s["id"]: s for s in specs}
     all_ids = np.array(sorted(specs_by_id))
     max_obj = config.max_objects_per_image
@@ -133,7 +132,7 @@ def generate_split(
     for k in range(num_images):
         image_id = first_image_id + k
         cats = sorted(per_image[k])
-        objects, hidden = _plan_objects(cats, max_obj, rng)
+        objects, hidden = _plan_objects(cats, means, max_obj, rng)
         pixels, drawn = render_image(specs_by_id, objects, size, rng)
 
         file_name = f"{image_id:06d}.png"
