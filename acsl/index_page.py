@@ -9,11 +9,13 @@ import html
 from typing import Any
 
 from .claims import format_difference, format_paper
-from .provenance import UNKNOWN
+from .provenance import UNKNOWN, cpu_line
 
 
 def _provenance_html(run: dict[str, Any] | None) -> str:
-    """The index's provenance block: the code, software and device of the last ``acsl reproduce``."""
+    """The index's provenance block: the code, software, device and CPU (model, pinned kernels, the level
+    torch ran in the kernels; docs/ARCHITECTURE.md, "The same numbers on any machine") of the last
+    ``acsl reproduce``, with a warning above the table when the kernels did not run at the pinned level."""
     if not run:
         return "<p>Provenance: not recorded (this index predates it).</p>"
     commit = run.get("git_commit", UNKNOWN)
@@ -31,9 +33,11 @@ def _provenance_html(run: dict[str, Any] | None) -> str:
              ("run", f"started {html.escape(str(run.get('started', UNKNOWN)))}, "
                      f"{run.get('wall_s', float('nan')) / 60:.1f} min for the notebooks it executed"
                      + (f", {run['jobs']} at a time" if run.get("jobs", 1) > 1 else "")
-                     + (f", {run['threads_per_kernel']} thread per kernel" if run.get("threads_per_kernel") else ""))]
-    return ("<h2>Provenance</h2><p>The code and software of the last <code>acsl reproduce</code>; a notebook "
-            "published by an earlier one names its own commit below.</p><table><tbody>"
+                     + (f", {run['threads_per_kernel']} thread per kernel" if run.get("threads_per_kernel") else "")),
+             ("CPU", html.escape(cpu_line(run).removeprefix("CPU: ")))]
+    warning = (f"<p><b>Warning: {html.escape(run['cpu_note'])}.</b></p>" if run.get("cpu_note") else "")
+    return ("<h2>Provenance</h2>" + warning + "<p>The code and software of the last <code>acsl reproduce</code>; "
+            "a notebook published by an earlier one names its own commit below.</p><table><tbody>"
             + "".join(f"<tr><th>{key}</th><td>{value}</td></tr>" for key, value in items) + "</tbody></table>")
 
 

@@ -1,5 +1,7 @@
 """Where a report's numbers come from: the code (git commit, uncommitted changes), the software (Python,
-torch, torchvision, faster-coco-eval, numpy), the device, the profile and the seeds.
+torch, torchvision, faster-coco-eval, numpy), the device, the CPU (its model, the pinned kernels and the
+capability torch actually ran, docs/ARCHITECTURE.md, "The same numbers on any machine"), the profile and
+the seeds.
 
 docs/ARCHITECTURE.md, "Notebook parameters and provenance": every notebook shows this block under its
 parameters (``show_provenance``, in its first code cell), and ``acsl reproduce`` prints it on the index
@@ -17,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .cpu_kernels import capability_note, cpu_model, pinning_record, pinning_summary
 from .notebook import repository_root
 
 UNKNOWN = "unknown"
@@ -78,6 +81,34 @@ def describe_device(device: str | None) -> str:
         return f"{device} (not resolved here: {type(error).__name__}: {error})"
 
 
+def torch_cpu_capability() -> str:
+    """The CPU capability torch's kernels run at in this process (``"AVX2"``, ``"AVX512"``, ``"DEFAULT"``, ...),
+    fixed at its first CPU kernel from ``ATEN_CPU_CAPABILITY`` or the CPU; ``"unknown"`` without torch."""
+    try:
+        import torch
+
+        return str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # noqa: BLE001 - provenance never fails the report
+        return UNKNOWN
+
+
+def cpu_provenance() -> dict[str, Any]:
+    """This process's CPU: ``cpu_model``, ``cpu_pinning`` (the pinning variables in its environment, see
+    ``acsl.cpu_kernels``), ``cpu_capability`` (what torch runs) and ``cpu_note`` (a warning when that is not
+    the pinned level, else "")."""
+    pinning, capability = pinning_record(), torch_cpu_capability()
+    return {"cpu_model": cpu_model(), "cpu_pinning": pinning, "cpu_capability": capability,
+            "cpu_note": capability_note(pinning, capability)}
+
+
+def cpu_line(record: dict[str, Any]) -> str:
+    """The CPU in one line: model, pinning and the capability torch ran (plain text, for Markdown and HTML)."""
+    if "cpu_model" not in record:
+        return "CPU: not recorded"
+    return (f"CPU: {record['cpu_model']} · kernels {pinning_summary(record.get('cpu_pinning') or {})} · "
+            f"torch ran {record.get('cpu_capability', UNKNOWN)}")
+
+
 def _seed_list(seeds: int | Sequence[int] | None) -> list[int]:
     if seeds is None:
         return []
@@ -93,7 +124,8 @@ def provenance(profile: str, seeds: int | Sequence[int] | None = None, device: s
                root: str | os.PathLike | None = None) -> dict[str, Any]:
     """The provenance of a report, as a JSON-serialisable dict with the keys ``git_commit``, ``git_dirty``
     (True, False or ``"unknown"``), ``python``, ``torch``, ``torchvision``, ``faster_coco_eval``,
-    ``numpy``, ``device``, ``profile`` and ``seeds`` (a list; empty when nothing random is drawn).
+    ``numpy``, ``device``, ``profile``, ``seeds`` (a list; empty when nothing random is drawn) and this
+    process's CPU (``cpu_provenance``: ``cpu_model``, ``cpu_pinning``, ``cpu_capability``, ``cpu_note``).
 
     ``device`` is the notebook's ``device`` parameter (None for a notebook that computes nothing);
     ``root`` the checkout to read git from (default: the repository acsl is imported from)."""
@@ -101,6 +133,7 @@ def provenance(profile: str, seeds: int | Sequence[int] | None = None, device: s
     record: dict[str, Any] = {"git_commit": commit, "git_dirty": dirty, "python": platform.python_version()}
     record.update({key: package_version(name) for key, name in PACKAGES.items()})
     record.update({"device": describe_device(device), "profile": profile, "seeds": _seed_list(seeds)})
+    record.update(cpu_provenance())
     return record
 
 
@@ -115,8 +148,10 @@ def provenance_markdown(record: dict[str, Any]) -> str:
     software = " · ".join(f"{name} {record[key]}" for key, name in
                           (("python", "Python"), *((key, dist) for key, dist in PACKAGES.items())))
     seeds = ", ".join(map(str, record["seeds"])) or "none"
+    note = f"  \n**Warning: {record['cpu_note']}**" if record.get("cpu_note") else ""
     return (f"**Provenance** — {code}  \n{software}  \n"
-            f"device: {record['device']} · profile `{record['profile']}` · seed(s): {seeds}")
+            f"device: {record['device']} · profile `{record['profile']}` · seed(s): {seeds}  \n"
+            f"{cpu_line(record)}{note}")
 
 
 def show_provenance(profile: str, seeds: int | Sequence[int] | None = None, device: str | None = "auto") -> None:

@@ -9,7 +9,9 @@ notebook is kept under ``reports/failed/`` for inspection).
 The index page states where the numbers come from (docs/ARCHITECTURE.md, "Notebook parameters and
 provenance"): the commit and software of the run (``acsl.provenance``), and each notebook's real start
 time, wall time and seeds. Each executed notebook records the report folder as its ``output_dir``, where
-its files end up, rather than the staging folder it wrote them to.
+its files end up, rather than the staging folder it wrote them to. The kernels start with one thread and
+with their CPU kernels pinned (``kernel_environment``; docs/ARCHITECTURE.md, "The same numbers on any
+machine"), and the index shows the CPU level torch ran in them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +30,7 @@ from typing import Any
 import nbformat
 
 from .claims import CLAIMS_SUFFIX, read_claims
+from .cpu_kernels import capability_note, kernel_pins, overridden, pinning_record
 from .index_page import render_index
 from .io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .profiles import get_profile
@@ -53,6 +57,7 @@ class NotebookResult:
     wall_s: float
     started: str = ""
     seeds: tuple[int, ...] = ()
+    cpu_capability: str = ""  # what torch ran in the kernel (its provenance block); "" when not recorded
 
 
 def _utc_now() -> str:
@@ -126,12 +131,17 @@ def _record_final_location(executed: Path, reports: Path) -> tuple[int, ...]:
     if meta.get("output_path"):
         meta["output_path"] = str(reports / executed.name)
     nbformat.write(notebook, executed)
+    return tuple(_kernel_record(notebook).get("seeds", ()))
+
+
+def _kernel_record(notebook: nbformat.NotebookNode) -> dict[str, Any]:
+    """The provenance record the notebook's kernel displayed (``acsl.provenance.show_provenance``), or {}."""
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             record = output.get("metadata", {}).get("acsl_provenance")
             if record:
-                return tuple(record.get("seeds", ()))
-    return ()
+                return dict(record)
+    return {}
 
 
 def _render_html(executed: Path, target: Path) -> None:
@@ -160,7 +170,8 @@ def reproduce(
     """Execute the selected notebooks in ``profile`` and publish them into ``reports_dir``.
 
     ``jobs``: notebooks executed at once (``default_jobs``: one per core on a CPU, 1 on a GPU). On a CPU
-    every kernel trains with one thread (``kernel_threads``), so the numbers do not depend on ``jobs``.
+    every kernel trains with one thread (``kernel_threads``), so the numbers do not depend on ``jobs``, and
+    with its CPU kernels pinned (``kernel_environment``), so they do not depend on the CPU's vector width.
     A run two notebooks share is trained once: the second waits on the first's lock (``acsl.locks``).
     The longest notebooks start first (``execution_order``)."""
     get_profile(profile)
@@ -190,13 +201,19 @@ def reproduce(
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     jobs = min(jobs, len(notebooks))
-    threads = kernel_threads(device)
+    threads, environment = kernel_threads(device), kernel_environment(device)
+    for note in overridden(kernel_pins()):
+        print(f"[acsl reproduce] note: {note}; ACSL_CPU_PINNING=off keeps your value", file=sys.stderr, flush=True)
     run.update(jobs=jobs, threads_per_kernel=threads)
     started = time.perf_counter()
     try:
-        with _environment({name: None if threads is None else str(threads) for name in THREAD_VARIABLES}):
+        with _environment(environment):
             results = _run_all(execution_order(notebooks, reports / MANIFEST_NAME), staging, reports, parameters,
                                profile, progress, jobs)
+            pinning = pinning_record()  # what the kernels started with
+        # the capability torch ran in the kernels (several only if something went wrong), and a warning if not pinned
+        capability = ", ".join(sorted({r.cpu_capability for r in results if r.cpu_capability})) or "unknown"
+        run.update(cpu_pinning=pinning, cpu_capability=capability, cpu_note=capability_note(pinning, capability))
         position = {notebook.stem: i for i, notebook in enumerate(notebooks)}
         results.sort(key=lambda result: position[result.name])  # the order asked for, not the order run
         run.update(wall_s=round(time.perf_counter() - started, 1), seeds=sorted({s for r in results for s in r.seeds}))
@@ -218,6 +235,15 @@ def kernel_threads(device: str = "auto") -> int | None:
     so that the same seed gives the same table (CPU training is chaotic: a float sum reordered by another
     thread count moves a run's AP by points); None on a GPU (torch's default)."""
     return None if _on_gpu(device) else 1
+
+
+def kernel_environment(device: str = "auto", environ: dict[str, str] | None = None) -> dict[str, str | None]:
+    """What ``reproduce`` sets in the environment its kernels start with (None: left as it is): the threads
+    (``kernel_threads``) and the pinned CPU kernels (``acsl.cpu_kernels.kernel_pins``, which win over the
+    user's own values unless ``ACSL_CPU_PINNING=off``)."""
+    threads = kernel_threads(device)
+    return {**{name: None if threads is None else str(threads) for name in THREAD_VARIABLES},
+            **kernel_pins(os.environ if environ is None else environ)}
 
 
 def _on_gpu(device: str) -> bool:
@@ -318,6 +344,7 @@ def _run_one(notebook: Path, staging: Path, reports: Path, parameters: dict, pro
         _execute(notebook, executed, parameters, cwd=Path.cwd(), progress=progress)
         try:
             seeds = _record_final_location(executed, reports)
+            capability = str(_kernel_record(nbformat.read(executed, as_version=4)).get("cpu_capability", ""))
         except Exception as error:
             raise NotebookFailed(f"notebook {notebook.name} ran but its executed copy could not be updated "
                                  f"with its published location: {type(error).__name__}: {error}") from error
@@ -334,7 +361,7 @@ def _run_one(notebook: Path, staging: Path, reports: Path, parameters: dict, pro
     wall = time.perf_counter() - started
     if progress:
         print(f"[acsl reproduce] {notebook.stem}: done in {wall:.0f} s", flush=True)
-    return NotebookResult(notebook.stem, notebook_title(notebook), wall, started_at, seeds)
+    return NotebookResult(notebook.stem, notebook_title(notebook), wall, started_at, seeds, capability)
 
 
 def _publish(staging: Path, reports: Path, results: list[NotebookResult], profile: str,
@@ -352,6 +379,8 @@ def _publish(staging: Path, reports: Path, results: list[NotebookResult], profil
         files = sorted(previous | {name for name in staged if name.startswith(result.name)})
         manifest[result.name] = {"title": result.title, "profile": profile, "wall_s": round(result.wall_s, 1),
                                  "started": result.started, "seeds": list(result.seeds), "files": files}
+        if result.cpu_capability:
+            manifest[result.name]["cpu_capability"] = result.cpu_capability
         if run is not None:
             manifest[result.name].update(commit=run["git_commit"], dirty=run["git_dirty"])
         claims_file = staging / f"{result.name}{CLAIMS_SUFFIX}"

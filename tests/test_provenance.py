@@ -13,7 +13,7 @@ from acsl import provenance as prov
 from acsl.provenance import UNKNOWN, git_state, provenance, provenance_markdown, show_provenance
 
 KEYS = {"git_commit", "git_dirty", "python", "torch", "torchvision", "faster_coco_eval", "numpy", "device",
-        "profile", "seeds"}
+        "profile", "seeds", "cpu_model", "cpu_pinning", "cpu_capability", "cpu_note"}
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 

@@ -1,12 +1,15 @@
 """Training a spec with K processes: ``torchrun --nproc_per_node K -m acsl train <the spec's arguments>``
 (docs/ARCHITECTURE.md, "Data parallel training"). A run store given this launcher hands every training
-to torchrun; each process then trains its share and rank 0 writes the checkpoint into the same store."""
+to torchrun; each process then trains its share and rank 0 writes the checkpoint into the same store.
+torchrun and its ranks start with the CPU kernels pinned (``acsl.cpu_kernels.process_environment``;
+docs/ARCHITECTURE.md, "The same numbers on any machine"), as the kernels of ``acsl reproduce`` are."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+from ..cpu_kernels import process_environment
 from ..runs import ExperimentSpec, RunStore
 from ..runs.store import Launcher
 from .arguments import spec_arguments
@@ -37,7 +40,7 @@ def torchrun_launcher(processes: int) -> Launcher | None:
 
     def launch(spec: ExperimentSpec, store: RunStore) -> None:
         command = torchrun_command(spec, store, processes)
-        finished = subprocess.run(command, capture_output=not store.progress, text=True)
+        finished = subprocess.run(command, capture_output=not store.progress, text=True, env=process_environment())
         if finished.returncode != 0:
             output = (finished.stderr or "")[-3000:] if not store.progress else ""
             raise RuntimeError(f"distributed training of {spec.name} with {processes} processes failed "

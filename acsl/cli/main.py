@@ -1,4 +1,4 @@
-"""The argument parser and the dispatch of ``acsl data | train | eval | reproduce``."""
+"""The argument parser and the dispatch of ``acsl data | train | eval | reproduce | reference``."""
 
 from __future__ import annotations
 
@@ -82,7 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
                          help="DataLoader worker processes for training images (default: the profile's)")
 
     _add_reproduce(sub.add_parser("reproduce", help="execute the notebooks with papermill into reports/"))
+    _add_reference(sub.add_parser("reference", help="write a profile's reference CSVs from a report, or check a "
+                                                    "report against them (docs/ARCHITECTURE.md, \"The same numbers "
+                                                    "on any machine\")"))
     return parser
+
+
+def _add_reference(ref: argparse.ArgumentParser) -> None:
+    ref_sub = ref.add_subparsers(dest="reference_command", required=True)
+    for name, help_text in (("update", "write reference/<profile>/ from the report's CSVs and provenance (atomic)"),
+                            ("verify", "compare every CSV cell of an existing report with reference/<profile>/; "
+                                       "exit 1 if any differs")):
+        cmd = ref_sub.add_parser(name, help=help_text)
+        cmd.add_argument("reports", nargs="?", default="reports", help="the report folder (default: reports)")
+        cmd.add_argument("--profile", default=None, choices=sorted(PROFILES),
+                         help="default: the profile of the report's notebooks")
+        cmd.add_argument("--reference-root", default=None, metavar="DIR",
+                         help="the folder of the references (default: reference/ at the repository root)")
 
 
 def _add_reproduce(rep: argparse.ArgumentParser) -> None:
@@ -100,6 +116,11 @@ def _add_reproduce(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--max-iters", type=int, default=None, metavar="N",
                      help="stop every training after N iterations (a sanity run; stored apart from full runs), for "
                           "notebooks that take the parameter")
+    rep.add_argument("--verify", action="store_true",
+                     help="then compare every CSV cell with reference/<profile>/ and exit 1 if any differs "
+                          "(an existing report, without running anything: acsl reference verify)")
+    rep.add_argument("--reference-root", default=None, metavar="DIR",
+                     help="with --verify: the folder of the references (default: reference/ at the repository root)")
 
 
 def _interruptible(work):
@@ -110,6 +131,38 @@ def _interruptible(work):
     except KeyboardInterrupt:
         print("acsl reproduce: interrupted; the previous report is unchanged", file=sys.stderr, flush=True)
         os._exit(130)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from ..reference import require_reference, verification_text, verify
+    from ..report import reproduce
+
+    if args.verify:  # a missing reference fails now, not after the notebooks
+        require_reference(args.profile, args.reference_root, args.reports)
+    started = time.perf_counter()
+    results = _interruptible(lambda: reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root,
+                                               args.device, processes=args.processes, max_iters=args.max_iters,
+                                               jobs=args.jobs))
+    for result in results:
+        print(f"{result.name:32s} {result.wall_s:8.1f} s   {result.title}")
+    print(f"total {time.perf_counter() - started:.1f} s; open {args.reports}/index.html")
+    if not args.verify:
+        return 0
+    checked = verify(args.reports, args.profile, args.reference_root, [r.name for r in results] if args.only else None)
+    print(verification_text(checked))
+    return 0 if checked.ok else 1
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from ..reference import verification_text, verify, write_reference
+
+    if args.reference_command == "update":
+        folder, files = write_reference(args.reports, args.profile, args.reference_root)
+        print(f"wrote {folder}: {len(files)} CSV files and provenance.json (from {args.reports})")
+        return 0
+    checked = verify(args.reports, args.profile, args.reference_root)
+    print(verification_text(checked))
+    return 0 if checked.ok else 1
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -193,14 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if distributed.is_main_process():
                     print(result)
         elif args.command == "reproduce":
-            from ..report import reproduce
-
-            started = time.perf_counter()
-            results = _interruptible(lambda: reproduce(args.profile, args.only, args.reports, args.run_store, args.data_root, args.device,
-                                processes=args.processes, max_iters=args.max_iters, jobs=args.jobs))
-            for result in results:
-                print(f"{result.name:32s} {result.wall_s:8.1f} s   {result.title}")
-            print(f"total {time.perf_counter() - started:.1f} s; open {args.reports}/index.html")
+            return _reproduce(args)
+        elif args.command == "reference":
+            return _reference(args)
     except (ValueError, OSError, RuntimeError, FloatingPointError) as error:
         print(f"acsl {args.command}: error: {error}", file=sys.stderr)
         return 1
