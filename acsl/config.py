@@ -109,6 +109,9 @@ class DetectorConfig:
     # With ``frozen_backbone``: the RPN stays as pretrained too, so only the RoI heads train, on FPN maps and
     # proposals cached once per pretrained start (``acsl.engine.proposal_cache``). Stage 0 ignores it.
     frozen_rpn: bool = False
+    # With ``frozen_rpn``: the box head's first layer (fc6) stays as pretrained too, so the fine-tune trains
+    # its second layer and the predictor. Stage 0 ignores it.
+    frozen_fc6: bool = False
     fpn_channels: int = 256
     min_size: int = 800
     max_size: int = 1333
@@ -153,7 +156,7 @@ _COUNT = (1, 1_000_000)
 #: the type; a tuple: each item).
 DETECTOR_LIMITS: dict[str, tuple[float, float]] = {
     "architecture": (0, 0), "backbone": (0, 0), "pretrained_backbone": (0, 0), "init": (0, 0), "frozen_norm": (0, 0),
-    "frozen_backbone": (0, 0), "frozen_rpn": (0, 0),
+    "frozen_backbone": (0, 0), "frozen_rpn": (0, 0), "frozen_fc6": (0, 0),
     "fpn_channels": _COUNT, "min_size": (16, 8192), "max_size": (16, 8192), "anchor_sizes": _COUNT,
     "rpn_pre_nms_top_n_train": _COUNT, "rpn_post_nms_top_n_train": _COUNT, "rpn_pre_nms_top_n_test": _COUNT,
     "rpn_post_nms_top_n_test": _COUNT, "rpn_batch_size_per_image": _COUNT, "rois_per_image": _COUNT,

@@ -1,6 +1,7 @@
 """Where a training step and an evaluation pass of a profile's detector spend their time, per phase.
 
-    python benchmarks/bench_train_step.py [--profile quick] [--iterations 12] [--eval-images 40]
+    python benchmarks/bench_train_step.py [--profile quick] [--iterations 12] [--repeats 3] [--eval-images 40]
+                                          [--pooled-dtypes float16 float32] [--cache-all]
 
 Training: the profile's stage-1 detector on its batches (softmax CE) as a stage-1 run builds it (on a
 synthetic profile: a fine-tune from the pretrained start, docs/ARCHITECTURE.md, "The pretrained start"; with
@@ -9,16 +10,20 @@ per phase with module hooks: data (reading and collating the images), transform 
 normalise), backbone + FPN, RPN (anchors, proposals, its losses), RoI heads (sampling, RoIAlign, box head)
 with the classification loss timed apart, backward and the optimizer step. Evaluation: the same phases in
 eval mode plus the post-processing (NMS, top detections). On the CPU profiles a stage-1 run trains the RoI
-heads on cached FPN maps and proposals (``acsl.engine.proposal_cache``): that step is timed too, with its
-ratio to the step on images. Each phase is printed in ms per iteration and as
-a share of the whole, so a before/after pair of runs shows what a change bought. The first 2 iterations
-are left out (first-touch allocations).
+heads on cached FPN maps and proposals (``acsl.engine.proposal_cache``): that step is timed too, with
+RoIAlign every step and reading the cached pooled RoI features instead (``acsl.engine.pooled_cache``, each
+storage type of ``--pooled-dtypes``), with the caches' build times and sizes (``--cache-all``: of the whole
+training set). Each phase is printed in ms per iteration and as a share of the whole, so a before/after pair
+of runs shows what a change bought; then the medians of ``--repeats`` runs of each step (the machine may
+be shared) and their ratios to the step on images and to the cached step with RoIAlign. The first 2
+iterations are left out (first-touch allocations).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -92,31 +97,32 @@ def load_batches(train_set, count: int, batch_size: int, timer: PhaseTimer):
     return batches
 
 
-def profile_training(profile: str, iterations: int, from_scratch: bool, train_set) -> tuple[dict, float]:
+def profile_training(profile: str, iterations: int, from_scratch: bool, train_set) -> tuple[dict, float, float]:
     settings = get_profile(profile)
     torch.manual_seed(0)
     loss = build_loss("softmax_ce", train_set.num_classes, train_set.frequencies)
     detector = baseline_spec(profile).detector_config()
     if from_scratch:
-        detector = replace(detector, frozen_norm=False, frozen_backbone=False)
+        detector = replace(detector, frozen_norm=False, frozen_backbone=False, frozen_rpn=False)
     model = build_detector(detector, train_set.num_classes, loss)
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=0.001, momentum=0.9, weight_decay=1e-4)
     timer = PhaseTimer(timed_modules(model))
     batches = load_batches(train_set, iterations + SKIPPED, settings.stage1.batch_size, PhaseTimer({}))
-    started = 0.0
+    started = cpu = 0.0
     for i, (images, targets) in enumerate(batches):
         if i == SKIPPED:
             timer.totals.clear()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
         losses = model(images, targets)
         timed_update(sum(losses.values()), optimizer, parameters, timer)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     data = PhaseTimer({})
+    cpu_data = time.process_time()
     load_batches(train_set, iterations, settings.stage1.batch_size, data)
     timer.add("data", data.totals["data"])
-    return dict(timer.totals), wall + data.totals["data"]
+    return dict(timer.totals), wall + data.totals["data"], cpu + time.process_time() - cpu_data
 
 
 @torch.no_grad()
@@ -153,46 +159,69 @@ class FirstImages:
         return self.dataset.is_flipped(index, epoch)
 
 
-def profile_cached_training(profile: str, iterations: int, train_set) -> tuple[dict, float]:
-    """The stage-1 step of the CPU profiles: the RoI heads on cached FPN maps and proposals
-    (``acsl.engine.proposal_cache``), phases: reading the cache, RoI heads (sampling, RoIAlign, box head),
-    classification loss, backward, optimizer."""
-    settings = get_profile(profile)
+def _cached_model(profile: str, train_set):
     torch.manual_seed(0)
     loss = build_loss("softmax_ce", train_set.num_classes, train_set.frequencies)
-    model = build_detector(baseline_spec(profile).detector_config(), train_set.num_classes, loss)
-    batch = settings.stage1.batch_size
-    images = FirstImages(train_set, (iterations + SKIPPED) * batch)
-    cache_root = Path(tempfile.mkdtemp(prefix="acsl-bench-proposals-"))
-    try:
-        cache = build_proposal_cache(model, images, cache_root, device="cpu", batch_size=settings.eval_batch_size,
-                                     progress=False)
-        step = CachedRoIHeadStep(model, cache, images, UniformSampler(len(images), 0), batch, 0,
-                                 torch.device("cpu"), torch.float16, False)
-        parameters = step.parameters()
-        optimizer = torch.optim.SGD(parameters, lr=0.001, momentum=0.9, weight_decay=1e-4)
-        timer = PhaseTimer({"RoI heads": model.roi_heads, "classification loss": model.roi_heads.classification_loss})
-        reads = PhaseTimer({})
-        original_inputs = cache.inputs
+    return build_detector(baseline_spec(profile).detector_config(), train_set.num_classes, loss)
 
-        def timed_inputs(*args):
+
+def build_caches(profile: str, train_set, images, cache_root: Path, pooled_dtypes: tuple[str, ...]) -> dict:
+    """The proposal cache of ``images`` (no pooled rows: RoIAlign every step) and one with pooled rows per
+    storage type, each build timed: {name: (cache, build seconds, bytes on disk)}."""
+    settings = get_profile(profile)
+    t = time.perf_counter()
+    maps = build_proposal_cache(_cached_model(profile, train_set), images, cache_root, device="cpu",
+                                batch_size=settings.eval_batch_size, progress=False, pooled_dtype=None)
+    caches = {"maps": (maps, time.perf_counter() - t, sum(f.stat().st_size for f in maps.root.glob("*")))}
+    for name in pooled_dtypes:
+        t = time.perf_counter()
+        cache = build_proposal_cache(_cached_model(profile, train_set), images, cache_root, device="cpu",
+                                     batch_size=settings.eval_batch_size, progress=False,
+                                     pooled_dtype=getattr(torch, name))
+        caches[f"pooled {name}"] = (cache, time.perf_counter() - t, (cache.pooled.root / "pooled.bin").stat().st_size)
+    return caches
+
+
+def profile_cached_training(profile: str, iterations: int, train_set, cache, images) -> tuple[dict, float, float]:
+    """The stage-1 step of the CPU profiles: the RoI heads on cached FPN maps and proposals
+    (``acsl.engine.proposal_cache``), with RoIAlign or, when ``cache`` has them, reading pooled rows
+    (``acsl.engine.pooled_cache``); phases: reading the cache, reading pooled rows, RoI heads (sampling,
+    RoIAlign, box head), classification loss, backward, optimizer."""
+    model = _cached_model(profile, train_set)
+    batch = get_profile(profile).stage1.batch_size
+    step = CachedRoIHeadStep(model, cache, images, UniformSampler(len(images), 0), batch, 0,
+                             torch.device("cpu"), torch.float16, False)
+    parameters = step.parameters()
+    optimizer = torch.optim.SGD(parameters, lr=0.001, momentum=0.9, weight_decay=1e-4)
+    timer = PhaseTimer({"RoI heads": model.roi_heads, "classification loss": model.roi_heads.classification_loss})
+    reads = PhaseTimer({})
+
+    def timed(name: str, function, inside: str | None = None):
+        def wrapper(*args, **kwargs):
             t = time.perf_counter()
-            out = original_inputs(*args)
-            reads.add("cache read", time.perf_counter() - t)
+            out = function(*args, **kwargs)
+            reads.add(name, time.perf_counter() - t)
+            if inside is not None:  # read within the RoI heads' forward: not theirs
+                timer.add(inside, -(time.perf_counter() - t))
             return out
+        return wrapper
 
-        cache.inputs = timed_inputs
-        started = 0.0
+    cache.inputs = timed("cache read", cache.inputs)
+    if cache.pooled is not None:
+        cache.pooled.read = timed("pooled rows read", cache.pooled.read, inside="RoI heads")
+    started = cpu = 0.0
+    try:
         for i, item in enumerate(step.batches(0)[: iterations + SKIPPED]):
             if i == SKIPPED:
                 timer.totals.clear()
                 reads.totals.clear()
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
             timed_update(step.run(item).loss, optimizer, parameters, timer)
-        wall = time.perf_counter() - started
     finally:
-        shutil.rmtree(cache_root, ignore_errors=True)
-    return {**reads.totals, **timer.totals}, wall
+        del cache.inputs
+        if cache.pooled is not None:
+            del cache.pooled.read
+    return {**reads.totals, **timer.totals}, time.perf_counter() - started, time.process_time() - cpu
 
 
 def print_table(title: str, totals: dict, wall: float, iterations: int, unit: str) -> None:
@@ -204,29 +233,82 @@ def print_table(title: str, totals: dict, wall: float, iterations: int, unit: st
         print(f"{name:<24}{seconds / iterations * 1000:>12.1f}{seconds / wall:>9.1%}")
 
 
+def median_run(results: list[tuple[dict, float, float]]) -> tuple[dict, float, float]:
+    """The run of median wall time."""
+    return sorted(results, key=lambda r: r[1])[len(results) // 2]
+
+
+def print_medians(runs: dict[str, list], iterations: int) -> None:
+    """Median wall and CPU (process) time per iteration of each step, and their ratios to the step on images and
+    to the cached step with RoIAlign (CPU time is the steadier measure on a shared machine)."""
+    print(f"\nmedians of {len(runs['images'])} runs per step, ms per iteration; ratios to the step on images and "
+          f"to the cached step with RoIAlign")
+    print(f"{'step':<28}{'wall':>8}{'/images':>9}{'/maps':>7}{'CPU':>9}{'/images':>9}{'/maps':>7}")
+    medians = {name: [statistics.median(r[k] for r in results) / iterations * 1000 for k in (1, 2)]
+               for name, results in runs.items()}
+    for name, (wall, cpu) in medians.items():
+        image, maps = medians["images"], medians.get("maps", medians["images"])
+        print(f"{name:<28}{wall:8.1f}{wall / image[0]:9.2f}{wall / maps[0]:7.2f}"
+              f"{cpu:9.1f}{cpu / image[1]:9.2f}{cpu / maps[1]:7.2f}")
+
+
+def compare_steps(args, train_set, cached: bool) -> None:
+    """The step on images and (``cached``) the cached step with RoIAlign and with pooled rows (each storage
+    type), ``args.repeats`` rounds of each in turn; each table is a step's run of median wall time."""
+    batch = get_profile(args.profile).stage1.batch_size
+    images = train_set if args.cache_all else FirstImages(train_set, (args.iterations + SKIPPED) * batch)
+    cache_root = Path(tempfile.mkdtemp(prefix="acsl-bench-proposals-", dir=args.cache_dir))
+    try:
+        caches = build_caches(args.profile, train_set, images, cache_root, tuple(args.pooled_dtypes)) if cached else {}
+        if caches:
+            print(f"\ncaches of {len(images)} images ({'both flips' if images.flips else 'no flips'}):")
+        for name, (_, seconds, size) in caches.items():
+            print(f"  {name:<18} built in {seconds:7.1f} s, {size / 1e9:7.3f} GB")
+        runs: dict[str, list] = {name: [] for name in ("images", *caches)}
+        for _ in range(args.repeats):
+            runs["images"].append(profile_training(args.profile, args.iterations, args.from_scratch, train_set))
+            for name, (cache, _, _) in caches.items():
+                runs[name].append(profile_cached_training(args.profile, args.iterations, train_set, cache, images))
+    finally:
+        shutil.rmtree(cache_root, ignore_errors=True)
+    titles = {"images": "training step on images",
+              "maps": "training step on cached FPN maps and proposals (RoIAlign every step)"}
+    for name, results in runs.items():
+        totals, wall, _ = median_run(results)
+        print_table(titles.get(name, f"training step on cached {name} RoI features"), totals, wall,
+                    args.iterations, "iteration")
+    print_medians(runs, args.iterations)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each training step; medians are reported")
     parser.add_argument("--eval-images", type=int, default=40)
     parser.add_argument("--from-scratch", action="store_true",
                         help="time the whole detector trained from random initialisation (no pretrained start)")
+    parser.add_argument("--pooled-dtypes", nargs="*", default=["float16", "float32"],
+                        help="storage types of the pooled RoI-feature caches to time")
+    parser.add_argument("--cache-all", action="store_true",
+                        help="cache the whole training set (build time and size at the profile's scale), not only "
+                             "the images the timed steps read")
+    parser.add_argument("--cache-dir", default=None, help="where the benchmark's caches go (default: the temp dir)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (acsl reproduce trains with 1 on a CPU; default: torch's)")
     parser.add_argument("--data-root", default="data")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     store = RunStore("/tmp/acsl-bench-train-step-runs", data_root=args.data_root, device="cpu", progress=False)
     train_set, val_set, _ = store.datasets(baseline_spec(args.profile))
     mode = "from scratch" if args.from_scratch else "as a stage-1 run"
     print(f"profile {args.profile} ({mode}), {torch.get_num_threads()} threads, batch {get_profile(args.profile).stage1.batch_size}")
-    totals, wall = profile_training(args.profile, args.iterations, args.from_scratch, train_set)
-    print_table("training step on images", totals, wall, args.iterations, "iteration")
-    if not args.from_scratch and baseline_spec(args.profile).on_cached_proposals:
-        cached_totals, cached_wall = profile_cached_training(args.profile, args.iterations, train_set)
-        print_table("training step on cached FPN maps and proposals (what a stage-1 run trains with)",
-                    cached_totals, cached_wall, args.iterations, "iteration")
-        print(f"cached step / step on images: {cached_wall / wall:.2f}")
-    batch = get_profile(args.profile).eval_batch_size
-    totals, wall = profile_evaluation(args.profile, args.eval_images, val_set)
-    print_table("evaluation", totals, wall, max(1, args.eval_images // batch), "batch")
+    compare_steps(args, train_set, cached=not args.from_scratch and baseline_spec(args.profile).on_cached_proposals)
+    if args.eval_images:
+        batch = get_profile(args.profile).eval_batch_size
+        totals, wall = profile_evaluation(args.profile, args.eval_images, val_set)
+        print_table("evaluation", totals, wall, max(1, args.eval_images // batch), "batch")
 
 
 if __name__ == "__main__":

@@ -22,15 +22,25 @@ from acsl.runs import RunStore, baseline_spec
 TUNING = "quick-tuning"
 
 
-def fine_tune_variant(epochs: int, lr: float | None = None) -> str:
+def data_variant(lookalike_fraction: float | None) -> str:
+    """``quick-tuning``, or a tuning profile of its own (benchmark and start) with another look-alike fraction."""
+    if lookalike_fraction is None:
+        return TUNING
+    base = PROFILES[TUNING]
+    name = f"{TUNING}-look{lookalike_fraction}"
+    PROFILES[name] = replace(base, name=name, data=replace(base.data, lookalike_fraction=lookalike_fraction))
+    return name
+
+
+def fine_tune_variant(epochs: int, lr: float | None = None, frozen_fc6: bool = False, base_name: str = TUNING) -> str:
     """A profile named after ``quick-tuning`` whose 1x fine-tune is ``epochs`` long (lr ×0.1 for the last
     sixth, stage 2 as long), sharing ``quick-tuning``'s benchmark and pretrained start."""
-    base = PROFILES[TUNING]
-    name = f"{TUNING}-e{epochs}" + (f"-lr{lr}" if lr else "")
+    base = PROFILES[base_name]
+    name = f"{base_name}-e{epochs}" + (f"-lr{lr}" if lr else "") + ("-fc6" if frozen_fc6 else "")
     step = (epochs - max(1, epochs // 6),)
     stage1 = replace(base.stage1, epochs=epochs, lr_steps=step, lr=lr or base.stage1.lr)
     PROFILES[name] = replace(base, name=name, stage1=stage1, stage2=replace(base.stage2, epochs=epochs, lr_steps=step),
-                             pretrain_profile=TUNING)
+                             pretrain_profile=base_name, detector=replace(base.detector, frozen_fc6=frozen_fc6))
     return name
 
 
@@ -39,12 +49,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, required=True, help="E: the shortest fine-tune, in epochs")
     parser.add_argument("--multiples", type=int, nargs="+", default=[1, 2], help="k: train E × k epochs for each")
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--frozen-fc6", action="store_true")
+    parser.add_argument("--lookalike", type=float, default=None)
     parser.add_argument("--runs", default="/tmp/calibration/runs")
     parser.add_argument("--data", default="/tmp/calibration/data")
     args = parser.parse_args()
     store = RunStore(args.runs, args.data, device="cpu", progress=False)
     seed = PROFILES[TUNING].benchmark_seed
-    profile = fine_tune_variant(args.epochs, args.lr)
+    profile = fine_tune_variant(args.epochs, args.lr, args.frozen_fc6, data_variant(args.lookalike))
     rows = {}
     for k in sorted(args.multiples):
         m = store.metrics(baseline_spec(profile, schedule=k, seed=seed))["metrics"]

@@ -24,11 +24,12 @@ def store(tmp_path_factory):
 
 
 def _steps(store: RunStore, spec: ExperimentSpec, stage: int):
-    """The cached step (float32 maps: exact) and the image step on two copies of the same detector."""
+    """The cached step (float32 maps and pooled rows: exact) and the image step on two copies of the same detector."""
     train_set = store.datasets(spec)[0]
     cached_model, image_model = (store._initial_model(spec, train_set) for _ in range(2))
     cache = build_proposal_cache(cached_model, train_set, store.run_dir(spec.pretrained_start) / "fp32", device="cpu",
-                                 dtype=torch.float32, progress=False)
+                                 dtype=torch.float32, pooled_dtype=torch.float32, progress=False)
+    assert cache.pooled is not None
     sampler = UniformSampler(len(train_set), spec.seed)
     cached = CachedRoIHeadStep(cached_model, cache, train_set, sampler, 4, spec.seed, CPU, torch.float16, False, stage=stage)
     on_images = DetectorStep(image_model, train_set, sampler, 4, stage=stage, seed=spec.seed, device=CPU,
@@ -78,7 +79,8 @@ def test_one_cache_per_pretrained_start_and_images_shared_by_its_fine_tunes(stor
     store.metrics(decoupled_spec("smoke", "acsl", xi=0.7))
     store.metrics(decoupled_spec("smoke", "acsl", xi=0.7, cached=True))
     assert sorted(store.run_dir(baseline.parent).glob("proposal_cache-*")) == caches
-    assert '"cached_proposals": true' in (store.run_dir(baseline) / "log.jsonl").read_text()
+    assert '"cached_proposals": true, "cached_pooled": true' in (store.run_dir(baseline) / "log.jsonl").read_text()
+    assert [p.name.startswith("pooled-") for p in caches[0].iterdir() if p.is_dir()] == [True]  # float16 rows, once
 
 
 def test_a_cache_refuses_images_of_different_sizes(tmp_path, store):

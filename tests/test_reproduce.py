@@ -46,7 +46,7 @@ def test_table2_csv_has_every_row_with_ours_beside_the_papers(smoke_report):
     root, _ = smoke_report
     table = pd.read_csv(root / "reports" / "table2_xi_ablation.csv", header=[0, 1], index_col=[0, 1])
     methods = [m for m, _ in table.index]
-    # the same-budget control; the exact stage 2; the convergence row (the 4x baseline, first seed)
+    # the same-budget control; the exact stage 2; the convergence row (the 4x baseline, every seed)
     ours_only = ["softmax CE (stage 2)", "ACSL (exact stage 2)", "baseline (4x)"]
     assert sorted(methods) == sorted(["baseline (1x)", "baseline (2x)"] + ["ACSL"] * 6 + ours_only)
     assert methods[:2] == ["baseline (1x)", "baseline (2x)"]

@@ -9,11 +9,14 @@ training-time proposals (top-n before and after NMS as in training) and the resi
 of that start (baseline 1x and 2x, every end-to-end method, Cascade R-CNN) trains its RoI heads on them:
 ``CachedRoIHeadStep`` draws the same RoIs (the image's sampling key), pools, runs the box head, the
 losses, backward and the step, exactly as ``DetectorStep`` does with the frozen RPN, without re-running
-the backbone, FPN and RPN every iteration (``benchmarks/bench_train_step.py``: 60 % of a step).
+the backbone, FPN and RPN every iteration (``benchmarks/bench_train_step.py``: 60 % of a step). The
+RoIAlign outputs of every candidate box are cached too (``acsl.engine.pooled_cache``), so a step reads
+its sampled rows instead of pooling.
 
 What may differ from training the same frozen detector on images: the maps are stored as float16 (the
-proposals, computed in float32 before the cast, are exact). With ``dtype=torch.float32`` the losses equal
-``DetectorStep``'s to float precision (``tests/test_proposal_cache.py``).
+proposals, computed in float32 before the cast, are exact), and so are the pooled rows (``pooled_dtype``).
+With ``dtype=torch.float32`` the losses equal ``DetectorStep``'s to float precision
+(``tests/test_proposal_cache.py``); float32 pooled rows change nothing further (``tests/test_pooled_cache.py``).
 
 The maps of every (image, flip) are one row of a memory-mapped file; all images must resize to the same
 padded size (true of the synthetic benchmark; a real dataset's images differ and train on images).
@@ -27,7 +30,8 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,8 @@ from ..models import LongTailFasterRCNN
 from ..models.sampling import SAMPLING_KEY, mix_seed
 from .loader import visit_flip, visit_key
 from .loop import StepOutput, TrainLoop, amp_settings
-from .roi_cache import check_cache_size
+from .pooled_cache import PooledCache, PooledScalesDiffer, build_pooled_cache
+from .roi_cache import CacheTooLargeError, check_cache_size
 from .steps import freeze_all_but_classifier, set_train_mode
 from .trainer import resolve_device
 
@@ -81,7 +86,9 @@ def _pool_levels(model: LongTailFasterRCNN) -> list[str]:
 @dataclass
 class ProposalCache:
     """FPN maps (memory-mapped, one row per (image, flip)), the RPN's training proposals, the resized
-    targets and the image sizes of every (image, flip) of a training set."""
+    targets and the image sizes of every (image, flip) of a training set. ``pooled_dtype``: the RoI heads
+    train on RoIAlign's outputs rounded to it (None: as they are), read from ``pooled`` (every candidate
+    box's, ``acsl.engine.pooled_cache``) or, when that could not be built, pooled and rounded each step."""
 
     root: Path
     maps: np.ndarray
@@ -90,6 +97,8 @@ class ProposalCache:
     targets: list[dict[str, torch.Tensor]]
     image_sizes: list[tuple[int, int]]
     flips: bool
+    pooled_dtype: torch.dtype | None = None
+    pooled: PooledCache | None = None
 
     def pair(self, index: int, flip: bool) -> int:
         """The row of (image, flip)."""
@@ -104,12 +113,24 @@ class ProposalCache:
             start += c * h * w
         return out
 
-    def inputs(self, chunk: list[tuple[int, bool]], device: torch.device) -> tuple:
-        """(FPN maps, proposals, resized targets, image sizes) of (image, flip) pairs, as the RoI heads take them."""
+    def inputs(self, chunk: list[tuple[int, bool]], device: torch.device, maps: bool = True) -> tuple:
+        """(FPN maps, proposals, resized targets, image sizes) of (image, flip) pairs, as the RoI heads take
+        them; ``maps=False``: no maps (an empty dict), for heads that read pooled rows alone."""
         pairs = [self.pair(index, flip) for index, flip in chunk]
-        return (self.features(pairs, device), [self.proposals[p].to(device) for p in pairs],
+        return (self.features(pairs, device) if maps else {}, [self.proposals[p].to(device) for p in pairs],
                 [{k: v.to(device) for k, v in self.targets[p].items()} for p in pairs],
                 [self.image_sizes[p] for p in pairs])
+
+    def pooled_features(self, chunk: list[tuple[int, bool]], device: torch.device, pool: Any,
+                        features: dict[str, torch.Tensor], sizes: list[tuple[int, int]]) -> Any:
+        """What the RoI heads take as ``pooled`` for (image, flip) pairs: their cached rows; without them,
+        RoIAlign by ``pool`` on ``features`` rounded to ``pooled_dtype``, the same values (RoIAlign of a box
+        depends on it and the maps alone); None (plain RoIAlign) when nothing is rounded."""
+        if self.pooled is not None:
+            return self.pooled.reader([self.pair(index, flip) for index, flip in chunk], device)
+        if self.pooled_dtype in (None, torch.float32):
+            return None
+        return lambda sampled, boxes: pool(features, boxes, sizes).to(self.pooled_dtype).float()
 
     @classmethod
     def open(cls, root: str | Path) -> ProposalCache:
@@ -147,16 +168,40 @@ def build_proposal_cache(
     progress: bool = True,
     dtype: torch.dtype = torch.float16,
     limit_gb: float | None = None,
+    pooled_dtype: torch.dtype | None = torch.float16,
+    after_fc6: bool = False,
 ) -> ProposalCache:
     """The proposal cache of ``model``'s frozen backbone, FPN and RPN over ``dataset`` (every image,
     unflipped and, when training flips, flipped), in ``cache_root/proposal_cache-<key>`` unless a complete
     one is there. Written into a sibling temporary directory and renamed, so an interrupted build leaves
-    nothing that looks complete. Images that resize to different padded sizes raise a ``ValueError``."""
+    nothing that looks complete. Images that resize to different padded sizes raise a ``ValueError``.
+    With ``pooled_dtype`` (None: none) the cache carries the pooled features of its candidate boxes in that
+    type (``acsl.engine.pooled_cache``, built once); when they would not fit the disk or ``limit_gb``, it
+    warns and the RoI heads pool from the maps, rounding to the same type (the same numbers, slower).
+    ``after_fc6`` (a Faster R-CNN whose box head keeps its first layer frozen): the rows are that layer's
+    outputs in float32 instead (``acsl.engine.pooled_cache.fc6_features``), and the fallback pools unrounded."""
     device = resolve_device(device)
     identity = cache_identity(model, dataset, dtype)
     cache_dir = Path(cache_root) / cache_dir_name(identity)
-    if _is_complete(cache_dir, identity):
-        return ProposalCache.open(cache_dir)
+    if not _is_complete(cache_dir, identity):
+        _write_proposal_cache(model, dataset, cache_dir, identity, device, batch_size, progress, dtype, limit_gb)
+    cache = ProposalCache.open(cache_dir)
+    if pooled_dtype is None:
+        return cache
+    if after_fc6:
+        pooled_dtype = torch.float32
+    try:
+        pooled = build_pooled_cache(model, cache, pooled_dtype, device, batch_size, progress, limit_gb, after_fc6)
+    except (CacheTooLargeError, PooledScalesDiffer) as error:
+        warnings.warn(f"no pooled RoI-feature cache: {error}; the RoI heads pool from the cached maps", stacklevel=2)
+        pooled = None
+    return replace(cache, pooled_dtype=pooled_dtype, pooled=pooled)
+
+
+def _write_proposal_cache(model: LongTailFasterRCNN, dataset: Any, cache_dir: Path, identity: dict,
+                          device: torch.device, batch_size: int, progress: bool, dtype: torch.dtype,
+                          limit_gb: float | None) -> None:
+    """Compute and write the proposal cache into ``cache_dir`` (through a temporary sibling)."""
     model.to(device)
     set_train_mode(model, stage=2)  # the RPN's training top-n; frozen batch norms
     levels = _pool_levels(model)
@@ -209,7 +254,6 @@ def build_proposal_cache(
                                             "build_s": time.perf_counter() - started})
     shutil.rmtree(cache_dir, ignore_errors=True)
     staging.rename(cache_dir)
-    return ProposalCache.open(cache_dir)
 
 
 class CachedRoIHeadStep:
@@ -220,7 +264,6 @@ class CachedRoIHeadStep:
     epoch like the exact stage 2. One process."""
 
     collective = False
-    log_fields = {"cached_proposals": True}
 
     def __init__(self, model: LongTailFasterRCNN, cache: ProposalCache, dataset: Any, sampler: UniformSampler,
                  batch_size: int, seed: int, device: torch.device, amp_dtype: torch.dtype, use_amp: bool,
@@ -237,6 +280,11 @@ class CachedRoIHeadStep:
         self.model, self.cache, self.dataset, self.sampler = model, cache, dataset, sampler
         self.batch_size, self.seed, self.device = batch_size, seed, device
         self.use_amp, self.amp_dtype = use_amp, amp_dtype
+        # pooled rows replace RoIAlign; Cascade R-CNN's later stages still pool their refined boxes from the maps
+        self.maps = cache.pooled is None or hasattr(model.roi_heads, "stages")
+        heads = model.roi_heads
+        self.pool = heads.stages[0].box_roi_pool if hasattr(heads, "stages") else heads.box_roi_pool
+        self.log_fields = {"cached_proposals": True, "cached_pooled": cache.pooled is not None}
 
     def parameters(self) -> list[torch.nn.Parameter]:
         if self.stage == 2:
@@ -256,11 +304,13 @@ class CachedRoIHeadStep:
                 for batch, batch_visits in zip(order.split(self.batch_size), visits.split(self.batch_size))]
 
     def run(self, batch: list[tuple[int, bool, int]]) -> StepOutput:
-        features, proposals, targets, sizes = self.cache.inputs([(index, flip) for index, flip, _ in batch], self.device)
+        chunk = [(index, flip) for index, flip, _ in batch]
+        features, proposals, targets, sizes = self.cache.inputs(chunk, self.device, maps=self.maps)
         targets = [{**target, SAMPLING_KEY: torch.tensor(key)} for target, (_, _, key) in zip(targets, batch)]
+        pooled = self.cache.pooled_features(chunk, self.device, self.pool, features, sizes)
         with self.model.sampling_keys([key for _, _, key in batch]):
             with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                _, losses = self.model.roi_heads(features, proposals, sizes, targets)
+                _, losses = self.model.roi_heads(features, proposals, sizes, targets, pooled=pooled)
         loss = losses["loss_classifier"] if self.stage == 2 else sum(losses.values())
         return StepOutput(loss, losses, len(batch))
 

@@ -22,7 +22,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import boxes as box_ops
 
 from ..losses.base import ClassificationLoss
-from .roi_heads import select_detections
+from .roi_heads import sample_training_rois, select_detections
 from .classifiers import install_classifier
 from .sampling import KeyedBalancedSampler
 
@@ -113,15 +113,22 @@ class CascadeRoIHeads(nn.Module):
         boxes = stage.box_coder.decode(deltas.detach().float(), proposals).reshape(-1, 4)  # fp32 under autocast
         return [box_ops.clip_boxes_to_image(b, shape) for b, shape in zip(boxes.split([len(p) for p in proposals]), image_shapes)]
 
-    def forward(self, features, proposals, image_shapes, targets=None):
+    def forward(self, features, proposals, image_shapes, targets=None, pooled=None):
+        """``pooled`` (training only): the first stage's (sampled candidate indices, sampled boxes) per image →
+        their pooled features, used instead of RoIAlign (its candidates are fixed; the later stages' are
+        refined boxes and pool ``features``)."""
         if self.training:
             if targets is None:
                 raise ValueError("CascadeRoIHeads: targets are required in training mode")
             loss_classifier, loss_box_reg = 0.0, 0.0
             proposals = [p.float() for p in proposals]  # bf16 proposals under autocast: match in fp32
             for index, (stage, weight) in enumerate(zip(self.stages, self.loss_weights)):
-                proposals, _, labels, regression_targets = stage.select_training_samples(proposals, targets)
-                logits, deltas = self._run_stage(stage, features, proposals, image_shapes)
+                if index == 0 and pooled is not None:
+                    proposals, sampled, labels, regression_targets = sample_training_rois(stage, proposals, targets)
+                    logits, deltas = stage.box_predictor(stage.box_head(pooled(sampled, proposals)))
+                else:
+                    proposals, _, labels, regression_targets = stage.select_training_samples(proposals, targets)
+                    logits, deltas = self._run_stage(stage, features, proposals, image_shapes)
                 labels = torch.cat(labels)
                 loss_classifier = loss_classifier + weight * self.classification_loss(logits, labels)
                 loss_box_reg = loss_box_reg + weight * _agnostic_box_loss(deltas, torch.cat(regression_targets), labels)

@@ -135,6 +135,9 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
         backbone.requires_grad_(False)
     if config.frozen_rpn:  # and of the RoI heads alone, on cached proposals (acsl.engine.proposal_cache)
         rpn.requires_grad_(False)
+    if config.frozen_fc6:
+        for heads in getattr(roi_heads, "stages", [roi_heads]):
+            heads.box_head.fc6.requires_grad_(False)
     return model
 
 

@@ -6,6 +6,10 @@ things change (docs/ARCHITECTURE.md, "The method, exactly"):
 - training: ``loss_classifier`` comes from the chosen ``ClassificationLoss`` (ACSL, softmax CE, BCE, ...);
 - test: class scores are ``loss.scores(logits)`` — softmax for softmax-trained heads, σ(z) for sigmoid
   ones — and the background column is dropped, not multiplied in.
+
+In training, ``pooled`` may replace RoIAlign: a function of each image's sampled candidate indices (its
+proposals followed by its ground-truth boxes, as ``add_gt_proposals`` concatenates them) and sampled boxes
+that gives their pooled features, e.g. read from a cache (``acsl.engine.pooled_cache``).
 """
 
 from __future__ import annotations
@@ -24,16 +28,28 @@ class LongTailRoIHeads(RoIHeads):
         super().__init__(*args, **kwargs)
         self.classification_loss = classification_loss
 
-    def forward(self, features, proposals, image_shapes, targets=None):  # type: ignore[override]
+    def forward(self, features, proposals, image_shapes, targets=None, pooled=None):  # type: ignore[override]
+        """``pooled`` (training only): (sampled candidate indices, sampled boxes) per image → their pooled
+        features [N, C, 7, 7], used instead of RoIAlign on ``features``."""
         if self.training:
             if targets is None:
                 raise ValueError("LongTailRoIHeads: targets are required in training mode")
             # Under bf16 autocast the RPN's proposals come out in bf16 (4 px steps near 1000 px); match and
             # encode targets in fp32, as torchvision does without autocast.
             proposals = [p.float() for p in proposals]
-            proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
-        pooled = self.box_roi_pool(features, proposals, image_shapes)
-        class_logits, box_regression = self.box_predictor(self.box_head(pooled))
+            if pooled is None:
+                proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
+            else:
+                proposals, sampled, labels, regression_targets = sample_training_rois(self, proposals, targets)
+        if self.training and pooled is not None:
+            box_features = pooled(sampled, proposals)
+        else:
+            box_features = self.box_roi_pool(features, proposals, image_shapes)
+        if self.training and getattr(pooled, "after_fc6", False):  # rows past the frozen first layer
+            hidden = torch.relu(self.box_head.fc7(box_features))
+        else:
+            hidden = self.box_head(box_features)
+        class_logits, box_regression = self.box_predictor(hidden)
 
         if self.training:
             _, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
@@ -68,6 +84,26 @@ class LongTailRoIHeads(RoIHeads):
         boxes = boxes.reshape(box_regression.shape[0], box_regression.shape[1] // 4, 4)[:, 1:]
         return select_detections(scores, boxes, [len(p) for p in proposals], image_shapes,
                                  self.score_thresh, self.nms_thresh, self.detections_per_img)
+
+
+def sample_training_rois(heads: RoIHeads, proposals: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]):
+    """torchvision's ``RoIHeads.select_training_samples`` step by step (the same matching, draw and
+    regression targets), returning each image's sampled indices into its candidates (its proposals, then
+    its ground-truth boxes: ``add_gt_proposals``' order) where it returns the matched ground truth:
+    (sampled boxes, sampled indices, labels, regression targets)."""
+    heads.check_targets(targets)
+    dtype, device = proposals[0].dtype, proposals[0].device
+    gt_boxes = [t["boxes"].to(dtype) for t in targets]
+    proposals = heads.add_gt_proposals(proposals, gt_boxes)
+    matched_idxs, labels = heads.assign_targets_to_proposals(proposals, gt_boxes, [t["labels"] for t in targets])
+    sampled = heads.subsample(labels)
+    matched_gt_boxes = []
+    for image, image_sampled in enumerate(sampled):
+        proposals[image] = proposals[image][image_sampled]
+        labels[image] = labels[image][image_sampled]
+        image_gt = gt_boxes[image] if gt_boxes[image].numel() else torch.zeros((1, 4), dtype=dtype, device=device)
+        matched_gt_boxes.append(image_gt[matched_idxs[image][image_sampled]])
+    return proposals, sampled, labels, heads.box_coder.encode(matched_gt_boxes, proposals)
 
 
 def select_detections(

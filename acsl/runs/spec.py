@@ -211,7 +211,7 @@ class ExperimentSpec:
             raise ValueError(f"unknown detector field(s) {', '.join(unknown)}; DetectorConfig has {', '.join(sorted(known))}")
         config = replace(self.settings.detector, **dict(self.detector))
         if self.stage == 0:  # the pretraining trains the whole detector
-            config = replace(config, frozen_backbone=False, frozen_rpn=False)
+            config = replace(config, frozen_backbone=False, frozen_rpn=False, frozen_fc6=False)
         elif self.settings.pretrain is not None:
             # fine-tuned from the pretrained start: frozen batch norms, as torchvision fine-tunes trained detectors
             config = replace(config, frozen_norm=True)
@@ -289,7 +289,7 @@ def _detector_record(config: DetectorConfig) -> dict[str, Any]:
     """The detector config as plain data; ``frozen_backbone`` and ``frozen_rpn`` only when set, so every run
     stored before the fields existed keeps its hash."""
     record = asdict(config)
-    for later in ("frozen_backbone", "frozen_rpn"):
+    for later in ("frozen_backbone", "frozen_rpn", "frozen_fc6"):
         if not record[later]:
             del record[later]
     return record
