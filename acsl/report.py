@@ -259,10 +259,10 @@ def _cuda_available() -> bool:
 #: Wall seconds of each notebook in the last measured ``quick`` report (2 jobs on 2 cores, from an empty run
 #: store): the order when ``reports/`` has none. Figure 4 and Table 1 reuse Table 2's runs, so they rank
 #: by what they add.
-TYPICAL_WALL_S = {"table2_xi_ablation": 884, "table3_backbones": 635, "table4_sota": 378,
-                  "table5_openimages_backbones": 289, "table7_openimages_methods": 77, "table1_group_partition": 18,
-                  "fig1_label_distribution": 8, "table6_openimages_tail": 8, "fig4_per_class_ap": 7,
-                  "fig2_lvis_vs_openimages": 6, "fig3_acsl_illustration": 6}
+TYPICAL_WALL_S = {"table3_backbones": 2086, "table2_xi_ablation": 1742, "table5_openimages_backbones": 617,
+                  "table4_sota": 592, "table7_openimages_methods": 101, "table1_group_partition": 60,
+                  "fig1_label_distribution": 10, "table6_openimages_tail": 9, "fig4_per_class_ap": 8,
+                  "fig3_acsl_illustration": 8, "fig2_lvis_vs_openimages": 7}
 
 
 def execution_order(notebooks: list[Path], manifest_path: Path | None = None) -> list[Path]:

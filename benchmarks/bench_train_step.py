@@ -12,7 +12,8 @@ with the classification loss timed apart, backward and the optimizer step. Evalu
 eval mode plus the post-processing (NMS, top detections). On the CPU profiles a stage-1 run trains the RoI
 heads on cached FPN maps and proposals (``acsl.engine.proposal_cache``): that step is timed too, with
 RoIAlign every step and reading the cached pooled RoI features instead (``acsl.engine.pooled_cache``, each
-storage type of ``--pooled-dtypes``), with the caches' build times and sizes (``--cache-all``: of the whole
+storage type of ``--pooled-dtypes``, and, where the profile freezes the box head's first layer, that layer's
+outputs: what its runs read), with the caches' build times and sizes (``--cache-all``: of the whole
 training set). Each phase is printed in ms per iteration and as a share of the whole, so a before/after pair
 of runs shows what a change bought; then the medians of ``--repeats`` runs of each step (the machine may
 be shared) and their ratios to the step on images and to the cached step with RoIAlign. The first 2
@@ -179,6 +180,11 @@ def build_caches(profile: str, train_set, images, cache_root: Path, pooled_dtype
                                      batch_size=settings.eval_batch_size, progress=False,
                                      pooled_dtype=getattr(torch, name))
         caches[f"pooled {name}"] = (cache, time.perf_counter() - t, (cache.pooled.root / "pooled.bin").stat().st_size)
+    if get_profile(profile).detector.frozen_fc6:  # the rows past the frozen first layer, as the profile's runs read
+        t = time.perf_counter()
+        cache = build_proposal_cache(_cached_model(profile, train_set), images, cache_root, device="cpu",
+                                     batch_size=settings.eval_batch_size, progress=False, after_fc6=True)
+        caches["fc6 float32"] = (cache, time.perf_counter() - t, (cache.pooled.root / "pooled.bin").stat().st_size)
     return caches
 
 

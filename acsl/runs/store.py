@@ -249,8 +249,7 @@ class RunStore:
         with self.cache_lock(spec.pretrained_start):
             config = spec.detector_config()
             return build_proposal_cache(model, train_set, self.run_dir(spec.pretrained_start), device=self.device,
-                                        batch_size=spec.settings.eval_batch_size, progress=self.progress,
-                                        limit_gb=self.cache_limit_gb,
+                                        batch_size=spec.settings.eval_batch_size, progress=self.progress, limit_gb=self.cache_limit_gb,
                                         after_fc6=config.frozen_fc6 and config.architecture == "faster_rcnn")
 
     def _train_on_proposals(self, spec: ExperimentSpec) -> None:
