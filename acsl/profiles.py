@@ -85,7 +85,7 @@ PROFILES: dict[str, Profile] = {
         description="a few dozen synthetic images; seconds per notebook; used by the tests",
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
-        loss_defaults={"eql": {"lambda_": 100.4 / 24}, "bags": {"bins": "0,2,6,24"}},
+        loss_defaults={"eql": {"lambda_": 100.4 / 24}, "bags": {"bins": "0,1,6,36"}},
         sampler_defaults={"repeat_factor": {"threshold": 12 / 24}},
     ),
     "quick": Profile(

@@ -136,7 +136,9 @@ def test_a_stage1_run_loads_the_pretrained_start_with_a_fresh_classifier(tmp_pat
     # a fine-tune: frozen batch norms; the backbone, FPN and RPN as pretrained, the RoI heads train
     assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.modules())
     assert not any(p.requires_grad for p in (*model.backbone.parameters(), *model.rpn.parameters()))
-    assert all(p.requires_grad for p in model.roi_heads.parameters())
+    # the box head's first layer stays as pretrained too (DetectorConfig.frozen_fc6); its second layer and the predictor train
+    fc6 = {f"box_head.fc6.{name}" for name in ("weight", "bias")}
+    assert all(p.requires_grad != (name in fc6) for name, p in model.roi_heads.named_parameters())
     assert spec.on_cached_proposals
 
     record = store.metrics(spec)  # and it trains and evaluates from there
