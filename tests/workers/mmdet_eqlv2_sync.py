@@ -30,6 +30,7 @@ def main() -> None:
     dist.all_gather_object(states, {"pos": loss.loss.pos_grad.tolist(), "neg": loss.loss.neg_grad.tolist()})
     if dist.get_rank() == 0:
         Path(sys.argv[1]).write_text(json.dumps(states))
+    dist.barrier()  # both ranks leave together: a rank that tears gloo down while the other still talks aborts it
     dist.destroy_process_group()
 
 
