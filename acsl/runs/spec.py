@@ -302,8 +302,8 @@ def pretrain_spec(profile: str, seed: int = 0, batch_size: int | None = None, de
     the profile whose start this one shares (``Profile.pretrain_profile``)."""
     settings = get_profile(profile)
     owner = settings.pretrain_profile or profile
-    if get_profile(owner).benchmark_seed is not None:  # one start shared by every seed
-        seed = get_profile(owner).benchmark_seed
+    shared = get_profile(owner).benchmark_seed
+    seed = seed if shared is None else shared  # one start shared by every seed
     overrides = tuple((k, v) for k, v in (detector or {}).items() if k != "architecture")
     return ExperimentSpec(profile=owner, loss="softmax_ce", stage=0, seed=seed, batch_size=batch_size,
                           detector=overrides, max_iters=max_iters, subset=subset)
