@@ -45,9 +45,10 @@ def test_a_batch_equal_to_the_profiles_names_the_same_run():
     assert decoupled_spec("quick", "acsl", detector={"backbone": "narrow_resnet_deep"}, xi=0.7).hash != plain.hash
 
 
-def test_the_cached_stage2_is_refused_for_cascade_rcnn_at_once():
-    with pytest.raises(ValueError, match="Faster R-CNN only"):
-        decoupled_spec("quick", "acsl", cached=True, detector={"architecture": "cascade_rcnn"}, xi=0.7)
+def test_a_cached_cascade_stage2_is_its_own_run_and_bad_detectors_are_refused_at_once():
+    cached = decoupled_spec("quick", "acsl", cached=True, detector={"architecture": "cascade_rcnn"}, xi=0.7)
+    exact = decoupled_spec("quick", "acsl", detector={"architecture": "cascade_rcnn"}, xi=0.7)
+    assert cached.hash != exact.hash and "cached" in cached.name and cached.parent == exact.parent
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         baseline_spec("quick", detector={"backbone": "vgg"})
     with pytest.raises(ValueError, match="unknown detector field"):

@@ -178,27 +178,54 @@ def test_a_pooled_cache_that_does_not_fit_is_skipped_and_leaves_nothing(images, 
     assert not [p for p in cache.root.iterdir() if p.name.startswith("pooled")]
 
 
-def test_rows_past_a_frozen_first_layer_give_the_losses_and_gradients_of_roialign(images, root):
+@pytest.mark.parametrize("architecture", ["faster_rcnn", "cascade_rcnn"])
+def test_rows_past_a_frozen_first_layer_give_the_losses_and_gradients_of_roialign(images, root, architecture):
     """``DetectorConfig.frozen_fc6`` (the CPU profiles' fine-tune keeps the box head's first layer as pretrained):
     the rows are relu(fc6(pooled)) in float32, a twelfth of the pooled rows, and the step runs fc7 and the
-    predictor on them; the same losses and gradients as RoIAlign and the whole box head every step, up to the
-    order of fc6's sums in a batch of another size."""
-    model = _detector(images)
-    assert not any(p.requires_grad for p in model.roi_heads.box_head.fc6.parameters())  # smoke freezes it
-    cache = _cache(images, root / "fc6", torch.float16, model=model, after_fc6=True)
+    predictor on them (Cascade R-CNN: its first head; the later heads pool their refined boxes); the same losses
+    and gradients as RoIAlign and the whole box head every step, up to the order of fc6's sums in a batch of
+    another size."""
+    model = _detector(images, architecture)
+    first = first_heads(model)
+    assert not any(p.requires_grad for p in first.box_head.fc6.parameters())  # smoke freezes it
+    cache = _cache(images, root / f"fc6-{architecture}", torch.float16, model=model, after_fc6=True)
     assert cache.pooled.after_fc6 and cache.pooled.rows.dtype == np.float32
-    assert cache.pooled.rows.shape[1] == model.roi_heads.box_head.fc6.out_features
-    on_rows, grads = _run(_detector(images), cache, images, stage=1)
-    on_maps, reference = _run(_detector(images), replace(cache, pooled=None), images, stage=1)
+    assert cache.pooled.rows.shape[1] == first.box_head.fc6.out_features
+    on_rows, grads = _run(_detector(images, architecture), cache, images, stage=1)
+    on_maps, reference = _run(_detector(images, architecture), replace(cache, pooled=None), images, stage=1)
     for rows, maps in zip(on_rows, on_maps):
         for name in rows:
             torch.testing.assert_close(rows[name], maps[name], rtol=1e-5, atol=1e-6)
-    assert grads.keys() == reference.keys() and "roi_heads.box_head.fc7.weight" in grads
-    assert not any(name.startswith("roi_heads.box_head.fc6") for name in grads)
+    assert grads.keys() == reference.keys() and any(name.endswith("box_head.fc7.weight") for name in grads)
+    assert not any(".fc6." in name for name in grads)
     for name, grad in grads.items():
         torch.testing.assert_close(grad, reference[name], rtol=1e-4, atol=1e-6)
     # another first layer is another cache
-    other = _detector(images)
+    other = _detector(images, architecture)
     with torch.no_grad():
-        other.roi_heads.box_head.fc6.bias.add_(1.0)
-    assert _cache(images, root / "fc6", torch.float16, model=other, after_fc6=True).pooled.root != cache.pooled.root
+        first_heads(other).box_head.fc6.bias.add_(1.0)
+    assert _cache(images, root / f"fc6-{architecture}", torch.float16, model=other, after_fc6=True).pooled.root != cache.pooled.root
+
+
+def test_each_pairs_iou_matching_is_computed_once_and_is_torchvision_s(images, cache32, monkeypatch):
+    """The candidates and ground truth of an (image, flip) are fixed, so the step matches them once and reuses
+    the result: the same losses and gradients as matching every step (RoIAlign path), no matching on a second visit."""
+    heads_type = type(_detector(images).roi_heads)
+    original = heads_type.assign_targets_to_proposals
+    matched_images = []
+
+    def counted(self, proposals, *args):
+        matched_images.append(len(proposals))
+        return original(self, proposals, *args)
+
+    monkeypatch.setattr(heads_type, "assign_targets_to_proposals", counted)
+    fresh = replace(cache32, pooled=replace(cache32.pooled, matches={}))
+    first, first_grads = _run(_detector(images), fresh, images, stage=1)
+    assert sum(matched_images) == 8 and len(fresh.pooled.matches) == 8  # two batches of 4 pairs, each matched once
+    again, again_grads = _run(_detector(images), fresh, images, stage=1)
+    assert sum(matched_images) == 8  # the second visit of the same pairs matches nothing
+    every_step, every_step_grads = _run(_detector(images), replace(cache32, pooled=None, pooled_dtype=None), images, stage=1)
+    for losses in (again, every_step):
+        assert all(torch.equal(a[k], b[k]) for a, b in zip(first, losses) for k in a)
+    for grads in (again_grads, every_step_grads):
+        assert grads.keys() == first_grads.keys() and all(torch.equal(grads[n], first_grads[n]) for n in grads)

@@ -143,3 +143,21 @@ def test_a_stage1_run_loads_the_pretrained_start_with_a_fresh_classifier(tmp_pat
 
     record = store.metrics(spec)  # and it trains and evaluates from there
     assert record["num_detections"] > 0
+
+
+def test_a_cascade_starts_each_box_head_from_the_pretrained_box_head(tmp_path, smoke_bench):
+    """Cascade R-CNN's three box heads start from its Faster R-CNN start's two-FC box head (their first layer then
+    stays frozen, as Faster R-CNN's does), and its three predictors fresh."""
+    store = RunStore(tmp_path / "runs", data_root=tmp_path / "data", progress=False)
+    spec = baseline_spec("smoke", seed=0, detector={"architecture": "cascade_rcnn"})
+    pretrained = load_checkpoint(store.checkpoint(spec.parent))["model"]
+    train_set = store.datasets(spec)[0]
+    model = store._initial_model(spec, train_set)
+    state, fresh = model.state_dict(), build_model(spec, train_set).state_dict()
+    for t in range(3):
+        for layer in ("fc6.weight", "fc6.bias", "fc7.weight", "fc7.bias"):
+            assert torch.equal(state[f"roi_heads.stages.{t}.box_head.{layer}"], pretrained[f"roi_heads.box_head.{layer}"])
+        for key in ("cls_score.weight", "bbox_pred.weight"):
+            assert torch.equal(state[f"roi_heads.stages.{t}.box_predictor.{key}"], fresh[f"roi_heads.stages.{t}.box_predictor.{key}"])
+        assert not model.roi_heads.stages[t].box_head.fc6.weight.requires_grad
+    assert torch.equal(state["rpn.head.conv.0.0.weight"], pretrained["rpn.head.conv.0.0.weight"])

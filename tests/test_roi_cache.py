@@ -33,7 +33,7 @@ def cache(smoke_train, tmp_path_factory):
 
 def test_cached_features_are_the_box_head_features_of_the_sampled_rois(smoke_train, cache):
     assert cache.features.dtype == np.float16 and isinstance(cache.features, np.memmap)
-    assert cache.offsets.shape == (len(smoke_train), 2, 2)
+    assert cache.offsets.shape == (len(smoke_train), 2, 1, 2) and cache.heads == 1
     model = _detector(smoke_train)
     model.train()
     for module in model.modules():
@@ -86,8 +86,75 @@ def test_training_on_the_cache_changes_the_classifier_only(smoke_train, cache, t
     assert len(losses) == 2 * len(smoke_train) // 4
 
 
-def test_cascade_and_stage1_are_refused(smoke_train, tmp_path):
-    with pytest.raises(ValueError, match="Faster R-CNN only"):
-        build_roi_cache(_detector(smoke_train, "cascade_rcnn"), smoke_train, tmp_path / "c", device="cpu")
+def _train_mode_frozen(model):
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    return model
+
+
+def test_a_cascade_cache_holds_each_heads_rows_as_the_exact_stage2_draws_them(smoke_train, tmp_path):
+    """Rows of heads 1–3 equal the box-head outputs (and labels) an exact training forward of Cascade R-CNN
+    computes under the same sampling key: head t's RoIs are drawn among head t − 1's refined boxes."""
+    cache = build_roi_cache(_detector(smoke_train, "cascade_rcnn"), smoke_train, tmp_path / "c", seed=0, device="cpu",
+                            batch_size=6, progress=False)
+    assert cache.heads == 3 and cache.offsets.shape == (len(smoke_train), 2, 3, 2)
+    model = _train_mode_frozen(_detector(smoke_train, "cascade_rcnn"))
+    seen, labels_seen = [], []
+    for stage in model.roi_heads.stages:
+        stage.box_head.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+    loss = model.roi_heads.classification_loss
+    original = loss.forward
+    loss.forward = lambda logits, labels, *a, **k: (labels_seen.append(labels), original(logits, labels, *a, **k))[1]
+    index, flip = 3, True
+    images, targets = collate_detection([smoke_train.get(index, flip)])
+    with torch.no_grad(), model.sampling_keys([mix_seed(0, index, int(flip))]):
+        image_list, targets = model.transform(images, targets)
+        features = model.backbone(image_list.tensors)
+        proposals, _ = model.rpn(image_list, features, targets)
+        model.roi_heads(features, proposals, image_list.image_sizes, targets)
+    assert len(seen) == len(labels_seen) == 3
+    for head, (expected, labels) in enumerate(zip(seen, labels_seen)):
+        rows = cache.rows(index, flip, head)
+        torch.testing.assert_close(torch.from_numpy(np.asarray(cache.features[rows], dtype=np.float32)), expected,
+                                   rtol=2e-3, atol=2e-3)  # float16
+        assert torch.equal(torch.from_numpy(cache.labels[rows]), labels)
+    assert not np.array_equal(cache.labels[cache.rows(index, flip, 0)], cache.labels[cache.rows(index, flip, 2)])
+
+
+def test_cascade_training_on_the_cache_changes_the_three_classifiers_only(smoke_train, tmp_path):
+    cache = build_roi_cache(_detector(smoke_train, "cascade_rcnn"), smoke_train, tmp_path / "c", seed=0, device="cpu",
+                            batch_size=6, progress=False)
+    model = _detector(smoke_train, "cascade_rcnn")
+    before = {k: v.clone() for k, v in model.state_dict().items() if torch.is_tensor(v) and v.is_floating_point()}
+    config = TrainConfig(epochs=1, batch_size=4, lr=0.02, warmup_iters=2, lr_steps=(), log_every=1)
+    state = load_checkpoint(train_classifier_on_cache(model, cache, smoke_train, config, tmp_path / "run", seed=0,
+                                                      device="cpu", progress=False))
+    changed = {k for k, v in before.items() if not torch.equal(v, state["model"][k])}
+    assert changed == {f"roi_heads.stages.{t}.box_predictor.cls_score.{p}" for t in range(3) for p in ("weight", "bias")}
+    # A cache of another detector's heads is refused, not silently misread.
+    with pytest.raises(ValueError, match="rows of 3 box head.*detector 1"):
+        train_classifier_on_cache(_detector(smoke_train), cache, smoke_train, config, tmp_path / "other", device="cpu",
+                                  progress=False)
+
+
+def test_the_cascade_cache_loss_is_the_weighted_sum_over_the_heads(smoke_train, tmp_path):
+    from acsl.data.samplers import UniformSampler
+    from acsl.engine.roi_cache import CachedClassifierStep
+
+    cache = build_roi_cache(_detector(smoke_train, "cascade_rcnn"), smoke_train, tmp_path / "c", seed=0, device="cpu",
+                            batch_size=6, progress=False)
+    model = _detector(smoke_train, "cascade_rcnn")
+    step = CachedClassifierStep(model, cache, smoke_train, UniformSampler(len(smoke_train), 0), 4, torch.device("cpu"))
+    rows_per_head, _ = step.batches(0)[0]
+    expected = 0.0
+    for classifier, weight, rows in zip(model.roi_heads.classifiers, (1.0, 0.5, 0.25), rows_per_head):
+        features = torch.from_numpy(np.asarray(cache.features[rows], dtype=np.float32))
+        expected = expected + weight * model.roi_heads.classification_loss(classifier(features), torch.from_numpy(cache.labels[rows]))
+    torch.testing.assert_close(step.run(step.batches(0)[0]).loss, expected)
+
+
+def test_a_cached_stage1_is_refused(smoke_train, tmp_path):
     with pytest.raises(ValueError, match="needs stage=2"):
         ExperimentSpec(profile="smoke", cached=True)

@@ -9,7 +9,9 @@ once (the model's ``MultiScaleRoIAlign`` on the cached maps, on the training dev
 C × 7 × 7 outputs as rows of one memory-mapped file, pair after pair; ``offsets[pair]`` is the pair's first
 row. ``CachedRoIHeadStep`` then samples as before (``acsl.models.roi_heads.sample_training_rois``: the same
 draws, labels and regression targets) and reads the sampled rows instead of pooling. Cascade R-CNN reads
-its first stage's rows; its later stages pool refined boxes from the maps.
+its first stage's rows; its later stages pool refined boxes from the maps. The candidates and ground truth
+of a pair are fixed, so their IoU matching (torchvision's ``assign_targets_to_proposals``) is computed once per
+pair and heads' thresholds and kept in memory (``PooledReader.assign``): the same tensors every epoch.
 
 Storage: float16 by default (``build_proposal_cache``'s ``pooled_dtype``). Float32 rows are RoIAlign's
 outputs bit for bit (``tests/test_pooled_cache.py``: equal losses and gradients) but on ``quick`` (2000 pairs
@@ -35,7 +37,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,22 @@ class PooledReader:
     def __call__(self, sampled: list[torch.Tensor], boxes: Any = None) -> torch.Tensor:
         return self.cache.read(self.pairs, sampled, self.device)
 
+    def assign(self, heads: Any, candidates: list[torch.Tensor], gt_boxes: list[torch.Tensor],
+               gt_labels: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """``heads.assign_targets_to_proposals`` (matched ground-truth index, label per candidate) of each pair,
+        computed the first time the pair is drawn with these thresholds and then reused: it depends on the pair's
+        fixed candidates and ground truth alone (torchvision matches every image on its own)."""
+        thresholds = (heads.proposal_matcher.high_threshold, heads.proposal_matcher.low_threshold)
+        memo = self.cache.matches
+        missing = [i for i, pair in enumerate(self.pairs) if (pair, thresholds) not in memo]
+        if missing:
+            matched, labels = heads.assign_targets_to_proposals(
+                [candidates[i] for i in missing], [gt_boxes[i] for i in missing], [gt_labels[i] for i in missing])
+            for i, image_matched, image_labels in zip(missing, matched, labels):
+                memo[(self.pairs[i], thresholds)] = (image_matched, image_labels)
+        found = [memo[(pair, thresholds)] for pair in self.pairs]
+        return [m for m, _ in found], [label for _, label in found]
+
 
 @dataclass
 class PooledCache:
@@ -116,6 +134,7 @@ class PooledCache:
     offsets: np.ndarray
     shape: tuple[int, ...]
     after_fc6: bool = False
+    matches: dict = field(default_factory=dict, repr=False)  # (pair, IoU thresholds) → PooledReader.assign's result
 
     def read(self, pairs: list[int], sampled: list[torch.Tensor], device: torch.device) -> torch.Tensor:
         """The pooled features [N, C, h, w] (float32) of ``sampled[i]`` (candidate indices) of pair ``pairs[i]``, in order."""

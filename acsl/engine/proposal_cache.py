@@ -178,7 +178,7 @@ def build_proposal_cache(
     With ``pooled_dtype`` (None: none) the cache carries the pooled features of its candidate boxes in that
     type (``acsl.engine.pooled_cache``, built once); when they would not fit the disk or ``limit_gb``, it
     warns and the RoI heads pool from the maps, rounding to the same type (the same numbers, slower).
-    ``after_fc6`` (a Faster R-CNN whose box head keeps its first layer frozen): the rows are that layer's
+    ``after_fc6`` (a detector whose first box head keeps its first layer frozen): the rows are that layer's
     outputs in float32 instead (``acsl.engine.pooled_cache.fc6_features``), and the fallback pools unrounded."""
     device = resolve_device(device)
     identity = cache_identity(model, dataset, dtype)

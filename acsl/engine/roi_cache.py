@@ -10,6 +10,13 @@ runs the stage-2 schedule (same epochs, batches, flips per epoch, lr schedule, c
 Such a run is evaluated on the parent's cached val box-head features (``acsl.engine.val_cache``), with the
 same detections as the whole detector gives.
 
+Cascade R-CNN (the paper's Table 3 fine-tunes the classifiers of all three heads in stage 2): every other
+layer is frozen, so each head's input boxes are fixed too (the refined boxes of the frozen heads before it).
+The cache keeps, per (image, flip), each head's sampled RoIs drawn as the exact stage 2 draws them (head t
+samples among head t − 1's refined boxes, ``acsl.models.cascade``), and training minimises the weighted sum
+Σ_t w_t L_cls,t of the three classifiers' losses, as the exact stage 2 does. A Cascade R-CNN run is evaluated
+with the whole detector.
+
 What differs from the exact stage 2, and may show in AP: each (image, flip) keeps the one RoI sample
 drawn when the cache was built, where the exact stage 2 draws a new one every epoch; features are
 rounded to float16. With a sampler that repeats images (repeat-factor, class-balanced), a second visit
@@ -17,8 +24,8 @@ in an epoch uses the other flip's rows, and a third visit the first visit's rows
 stage 2 would draw new RoIs. ``benchmarks/bench_fast_stage2.py`` measures the time saved and the AP
 difference.
 
-Size: rows per image (the RoI sampler's 512) × feature width (1024) × 2 bytes × 2 flips, plus 8 bytes of
-label per row: about 2 MiB per image at the paper's scale, 110 GiB for LVIS v0.5's 57k training images.
+Size: rows per image (the RoI sampler's 512; × 3 heads for Cascade R-CNN) × feature width (1024) × 2 bytes ×
+2 flips, plus 8 bytes of label per row: about 2 MiB per image at the paper's scale, 110 GiB for LVIS v0.5's 57k training images.
 ``estimate_cache_bytes`` gives it before anything is written, and ``build_roi_cache`` refuses (with the
 estimate) a cache larger than the free disk or the limit (``limit_gb``, or the ``ACSL_CACHE_LIMIT_GB``
 environment variable). ``flips=False`` caches the unflipped RoIs only, half the size: every visit of an
@@ -49,14 +56,13 @@ from ..data import LVISDetection, collate_detection
 from ..data.samplers import UniformSampler, occurrences
 from ..io import atomic_write_json
 from ..models import LongTailFasterRCNN
-from ..models.cascade import CascadeRoIHeads
 from ..models.sampling import mix_seed
 from .loader import visit_flip
 from .loop import StepOutput, TrainLoop
 from .steps import freeze_all_but_classifier, set_train_mode
 from .trainer import resolve_device
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: rows per head (Cascade R-CNN)
 FEATURES_NAME = "features.f16"
 META_NAME = "meta.json"
 CACHE_LIMIT_ENV = "ACSL_CACHE_LIMIT_GB"
@@ -66,11 +72,12 @@ class CacheTooLargeError(RuntimeError):
     """The RoI-feature cache would not fit the free disk or the configured limit; the message has the estimate."""
 
 
-def estimate_cache_bytes(num_images: int, rois_per_image: int, feature_dim: int, flips: bool = True) -> int:
+def estimate_cache_bytes(num_images: int, rois_per_image: int, feature_dim: int, flips: bool = True,
+                         heads: int = 1) -> int:
     """Bytes of a RoI-feature cache: float16 features and int64 labels of every sampled RoI of every
-    (image, flip), plus the offsets table; an upper bound when an image has fewer proposals than RoIs."""
-    rows = num_images * (2 if flips else 1) * rois_per_image
-    return rows * feature_dim * 2 + rows * 8 + num_images * 2 * 2 * 8 + 2 * 128  # .npy headers
+    (image, flip) and head, plus the offsets table; an upper bound when an image has fewer proposals than RoIs."""
+    rows = num_images * (2 if flips else 1) * rois_per_image * heads
+    return rows * feature_dim * 2 + rows * 8 + num_images * 2 * heads * 2 * 8 + 2 * 128  # .npy headers
 
 
 def check_cache_size(estimate: int, cache_dir: Path, limit_gb: float | None = None,
@@ -95,16 +102,21 @@ def check_cache_size(estimate: int, cache_dir: Path, limit_gb: float | None = No
 @dataclass
 class RoIFeatureCache:
     """Box-head features (float16, memory-mapped) and labels of the sampled RoIs of every
-    (image index, flip); ``offsets[index, flip]`` is that pair's (first row, row count)."""
+    (image index, flip) and head; ``offsets[index, flip, head]`` is their (first row, row count)."""
 
     root: Path
     features: np.ndarray
     labels: np.ndarray
     offsets: np.ndarray
 
-    def rows(self, index: int, flip: bool) -> np.ndarray:
-        """The rows of (image, flip); a cache built without flips gives the unflipped rows for both."""
-        start, count = self.offsets[index, int(flip)]
+    @property
+    def heads(self) -> int:
+        """Box heads with rows: 1 (Faster R-CNN), 3 (Cascade R-CNN)."""
+        return self.offsets.shape[2]
+
+    def rows(self, index: int, flip: bool, head: int = 0) -> np.ndarray:
+        """The rows of (image, flip) for ``head``; a cache built without flips gives the unflipped rows for both."""
+        start, count = self.offsets[index, int(flip), head]
         return np.arange(start, start + count)
 
     @classmethod
@@ -141,9 +153,6 @@ def build_roi_cache(
     temporary directory and renamed, so an interrupted build leaves nothing that looks complete.
     ``flips=False``: the unflipped RoIs only (half the size). A ``CacheTooLargeError`` with the size
     estimate comes before anything is written when the cache exceeds the free disk or ``limit_gb``."""
-    if isinstance(model.roi_heads, CascadeRoIHeads):
-        raise ValueError("the cached stage 2 supports Faster R-CNN only; train Cascade R-CNN's stage 2 "
-                         "exactly (its three heads see boxes refined by the heads before them)")
     cache_dir = Path(cache_dir)
     expected = {"format": CACHE_FORMAT, "seed": seed, "images": len(dataset), "ann_file": str(dataset.ann_file)}
     if not flips:
@@ -152,8 +161,9 @@ def build_roi_cache(
         return RoIFeatureCache.open(cache_dir)
     proposal_cache = proposals
     (classifier, *_) = model.classifiers
-    estimate = estimate_cache_bytes(len(dataset), model.roi_heads.fg_bg_sampler.batch_size_per_image,
-                                    classifier.in_features, flips)
+    heads = len(model.classifiers)
+    estimate = estimate_cache_bytes(len(dataset), model.roi_heads.samplers[0].batch_size_per_image,
+                                    classifier.in_features, flips, heads)
     check_cache_size(estimate, cache_dir, limit_gb)
     device = resolve_device(device)
     model.to(device)
@@ -162,7 +172,7 @@ def build_roi_cache(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     pairs = [(index, flip) for index in range(len(dataset)) for flip in ((False, True) if flips else (False,))]
-    offsets = np.zeros((len(dataset), 2, 2), dtype=np.int64)
+    offsets = np.zeros((len(dataset), 2, heads, 2), dtype=np.int64)
     labels_out: list[np.ndarray] = []
     rows, dim = 0, None
     started = time.perf_counter()
@@ -176,15 +186,15 @@ def build_roi_cache(
                     features, proposals, targets, image_sizes = _frozen_detector_inputs(model, dataset, chunk, device)
                 else:
                     features, proposals, targets, image_sizes = proposal_cache.inputs(chunk, device)
-                proposals, _, labels, _ = model.roi_heads.select_training_samples(proposals, targets)
-            pooled = model.roi_heads.box_roi_pool(features, proposals, image_sizes)
-            box_features = model.roi_heads.box_head(pooled).float().cpu()
-            dim = box_features.shape[1]
-            features_file.write(box_features.to(torch.float16).numpy().tobytes())
-            for (index, flip), image_labels in zip(chunk, labels):
-                offsets[index, int(flip) if flips else slice(None)] = (rows, len(image_labels))
-                rows += len(image_labels)
-                labels_out.append(image_labels.cpu().numpy())
+                sampled = sampled_head_features(model.roi_heads, features, proposals, targets, image_sizes)
+            for head, (box_features, labels) in enumerate(sampled):
+                box_features = box_features.float().cpu()
+                dim = box_features.shape[1]
+                features_file.write(box_features.to(torch.float16).numpy().tobytes())
+                for (index, flip), image_labels in zip(chunk, labels):
+                    offsets[index, int(flip) if flips else slice(None), head] = (rows, len(image_labels))
+                    rows += len(image_labels)
+                    labels_out.append(image_labels.cpu().numpy())
     np.save(staging / "labels.npy", np.concatenate(labels_out).astype(np.int64))
     np.save(staging / "offsets.npy", offsets)
     atomic_write_json(staging / META_NAME, {**expected, "rows": rows, "dim": dim, "estimated_bytes": estimate,
@@ -192,6 +202,24 @@ def build_roi_cache(
     shutil.rmtree(cache_dir, ignore_errors=True)
     staging.rename(cache_dir)
     return RoIFeatureCache.open(cache_dir)
+
+
+def sampled_head_features(heads: Any, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
+                          targets: list[dict[str, torch.Tensor]], image_sizes: list) -> list[tuple[torch.Tensor, list]]:
+    """Per box head, (box-head features [R, D] of its sampled RoIs, each image's labels), drawn as training draws
+    them under the current sampling keys. Faster R-CNN: one head. Cascade R-CNN: head t samples among head t − 1's
+    refined boxes (``CascadeRoIHeads.forward``)."""
+    stages = getattr(heads, "stages", [heads])
+    out = []
+    proposals = [p.float() for p in proposals]
+    for index, stage in enumerate(stages):
+        proposals, _, labels, _ = stage.select_training_samples(proposals, targets)
+        hidden = stage.box_head(stage.box_roi_pool(features, proposals, image_sizes))
+        out.append((hidden, labels))
+        if index + 1 < len(stages):
+            _, deltas = stage.box_predictor(hidden)
+            proposals = heads._refine(stage, deltas, proposals, image_sizes)
+    return out
 
 
 def _frozen_detector_inputs(model: LongTailFasterRCNN, dataset: LVISDetection, chunk: list[tuple[int, bool]],
@@ -208,9 +236,10 @@ def _frozen_detector_inputs(model: LongTailFasterRCNN, dataset: LVISDetection, c
 
 
 class CachedClassifierStep:
-    """``TrainLoop``'s step kind for the decoupled stage 2 on the cache: the classifier alone on the cached
+    """``TrainLoop``'s step kind for the decoupled stage 2 on the cache: the classifier(s) alone on the cached
     features of a batch's images, with the same image order (the sampler's), per-epoch flips and visits as
-    the exact stage 2. It runs on one process, also inside a distributed run."""
+    the exact stage 2; Cascade R-CNN's loss is Σ_t w_t L_cls,t over its heads. It runs on one process, also
+    inside a distributed run."""
 
     collective = False
     stage = 2
@@ -220,7 +249,11 @@ class CachedClassifierStep:
     def __init__(self, model: LongTailFasterRCNN, cache: RoIFeatureCache, dataset: LVISDetection,
                  sampler: UniformSampler, batch_size: int, device: torch.device) -> None:
         model.to(device)
-        (self.classifier,) = model.classifiers
+        self.classifiers = model.classifiers
+        self.loss_weights = getattr(model.roi_heads, "loss_weights", (1.0,))
+        if len(self.classifiers) != cache.heads:
+            raise ValueError(f"the RoI-feature cache {cache.root} has rows of {cache.heads} box head(s), the detector "
+                             f"{len(self.classifiers)}; rebuild the cache for this detector")
         self.model, self.cache, self.dataset, self.sampler = model, cache, dataset, sampler
         self.batch_size, self.device = batch_size, device
         self.loss_fn = model.classification_loss
@@ -233,18 +266,26 @@ class CachedClassifierStep:
     def start(self) -> None:
         pass
 
-    def batches(self, epoch: int) -> list[tuple[np.ndarray, int]]:
-        """Each batch's cache rows (every image's sampled RoIs, in the flip of its visit) and image count."""
+    def batches(self, epoch: int) -> list[tuple[list[np.ndarray], int]]:
+        """Each batch's cache rows per head (every image's sampled RoIs, in the flip of its visit) and image count."""
         order = self.sampler.epoch_indices(epoch)
         visits = occurrences(order)
-        return [(np.concatenate([self.cache.rows(index, visit_flip(self.dataset, index, epoch, visit))
-                                 for index, visit in zip(batch.tolist(), batch_visits.tolist())]), len(batch))
-                for batch, batch_visits in zip(order.split(self.batch_size), visits.split(self.batch_size))]
+        batches = []
+        for batch, batch_visits in zip(order.split(self.batch_size), visits.split(self.batch_size)):
+            pairs = [(index, visit_flip(self.dataset, index, epoch, visit))
+                     for index, visit in zip(batch.tolist(), batch_visits.tolist())]
+            batches.append(([np.concatenate([self.cache.rows(index, flip, head) for index, flip in pairs])
+                             for head in range(self.cache.heads)], len(batch)))
+        return batches
 
-    def run(self, batch: tuple[np.ndarray, int]) -> StepOutput:
-        rows, images = batch
-        features = torch.from_numpy(np.asarray(self.cache.features[rows], dtype=np.float32)).to(self.device)
-        loss = self.loss_fn(self.classifier(features), self.labels[rows].to(self.device))
+    def run(self, batch: tuple[list[np.ndarray], int]) -> StepOutput:
+        rows_per_head, images = batch
+        loss = None
+        for classifier, weight, rows in zip(self.classifiers, self.loss_weights, rows_per_head):
+            features = torch.from_numpy(np.asarray(self.cache.features[rows], dtype=np.float32)).to(self.device)
+            term = self.loss_fn(classifier(features), self.labels[rows].to(self.device))
+            term = term if weight == 1.0 else weight * term
+            loss = term if loss is None else loss + term
         return StepOutput(loss, {"loss_classifier": loss}, images)
 
 

@@ -22,7 +22,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import boxes as box_ops
 
 from ..losses.base import ClassificationLoss
-from .roi_heads import sample_training_rois, select_detections
+from .roi_heads import box_head_on, sample_training_rois, select_detections
 from .classifiers import install_classifier
 from .sampling import KeyedBalancedSampler
 
@@ -115,8 +115,8 @@ class CascadeRoIHeads(nn.Module):
 
     def forward(self, features, proposals, image_shapes, targets=None, pooled=None):
         """``pooled`` (training only): the first stage's (sampled candidate indices, sampled boxes) per image →
-        their pooled features, used instead of RoIAlign (its candidates are fixed; the later stages' are
-        refined boxes and pool ``features``)."""
+        their pooled features (or, with ``pooled.after_fc6``, its box head's frozen first layer's outputs), used
+        instead of RoIAlign (its candidates are fixed; the later stages' are refined boxes and pool ``features``)."""
         if self.training:
             if targets is None:
                 raise ValueError("CascadeRoIHeads: targets are required in training mode")
@@ -124,8 +124,10 @@ class CascadeRoIHeads(nn.Module):
             proposals = [p.float() for p in proposals]  # bf16 proposals under autocast: match in fp32
             for index, (stage, weight) in enumerate(zip(self.stages, self.loss_weights)):
                 if index == 0 and pooled is not None:
-                    proposals, sampled, labels, regression_targets = sample_training_rois(stage, proposals, targets)
-                    logits, deltas = stage.box_predictor(stage.box_head(pooled(sampled, proposals)))
+                    proposals, sampled, labels, regression_targets = sample_training_rois(
+                        stage, proposals, targets, getattr(pooled, "assign", None))
+                    rows = pooled(sampled, proposals)
+                    logits, deltas = stage.box_predictor(box_head_on(stage.box_head, rows, getattr(pooled, "after_fc6", False)))
                 else:
                     proposals, _, labels, regression_targets = stage.select_training_samples(proposals, targets)
                     logits, deltas = self._run_stage(stage, features, proposals, image_shapes)

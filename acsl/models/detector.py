@@ -146,9 +146,9 @@ ARCHITECTURES = ("faster_rcnn", "cascade_rcnn")
 
 
 def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
-    """Initialise every layer but the box predictor (Cascade R-CNN: but the box heads) from a trained Faster
-    R-CNN FPN (the official ACSL code starts from a COCO-trained detector,
-    docs/ARCHITECTURE.md, "Training recipe"). The predictor keeps its fresh C + 1 outputs.
+    """Initialise every layer but the box predictor from a trained Faster R-CNN FPN (the official ACSL code
+    starts from a COCO-trained detector; Cascade R-CNN: each of its three box heads starts from the Faster R-CNN's
+    two-FC box head; docs/ARCHITECTURE.md, "Training recipe"). The predictors keep their fresh C + 1 outputs.
 
     ``init`` is ``"torchvision-coco"`` — torchvision's ``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``,
     downloaded once into ``torch.hub.get_dir()``/checkpoints (on a machine without internet, copy
@@ -165,14 +165,17 @@ def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
     else:
         state = load_weights_file(init)
     own = model.state_dict()
-    # The fresh C + 1 predictor keeps its initialisation; Cascade R-CNN's three heads have no counterpart
-    # in a Faster R-CNN, so there only the backbone, FPN and RPN are loaded.
-    fresh = "roi_heads." if isinstance(model.roi_heads, CascadeRoIHeads) else "roi_heads.box_predictor."
+    fresh = ("roi_heads.box_predictor.",) + tuple(
+        f"roi_heads.stages.{t}.box_predictor." for t in range(len(getattr(model.roi_heads, "stages", ()))))
 
     def loaded(key: str) -> bool:
         return not key.startswith(fresh) and ".classification_loss." not in key and not key.endswith("num_batches_tracked")
 
     weights = {k: v for k, v in state.items() if loaded(k)}  # frozen batch norms keep no counter
+    if isinstance(model.roi_heads, CascadeRoIHeads):  # the Faster R-CNN's box head starts every stage's box head
+        head = {k: weights.pop(k) for k in list(weights) if k.startswith("roi_heads.box_head.")}
+        for t in range(len(model.roi_heads.stages)):
+            weights.update({k.replace("roi_heads.", f"roi_heads.stages.{t}.", 1): v for k, v in head.items()})
     mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
     unexpected = [k for k in weights if k not in own]
     missing = [k for k in own if k not in weights and loaded(k)]

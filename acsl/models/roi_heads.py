@@ -14,6 +14,8 @@ that gives their pooled features, e.g. read from a cache (``acsl.engine.pooled_c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.ops import boxes as box_ops
@@ -40,15 +42,13 @@ class LongTailRoIHeads(RoIHeads):
             if pooled is None:
                 proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
             else:
-                proposals, sampled, labels, regression_targets = sample_training_rois(self, proposals, targets)
+                proposals, sampled, labels, regression_targets = sample_training_rois(
+                    self, proposals, targets, getattr(pooled, "assign", None))
         if self.training and pooled is not None:
             box_features = pooled(sampled, proposals)
         else:
             box_features = self.box_roi_pool(features, proposals, image_shapes)
-        if self.training and getattr(pooled, "after_fc6", False):  # rows past the frozen first layer
-            hidden = torch.relu(self.box_head.fc7(box_features))
-        else:
-            hidden = self.box_head(box_features)
+        hidden = box_head_on(self.box_head, box_features, after_fc6=self.training and getattr(pooled, "after_fc6", False))
         class_logits, box_regression = self.box_predictor(hidden)
 
         if self.training:
@@ -86,16 +86,29 @@ class LongTailRoIHeads(RoIHeads):
                                  self.score_thresh, self.nms_thresh, self.detections_per_img)
 
 
-def sample_training_rois(heads: RoIHeads, proposals: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]):
+def box_head_on(box_head: torch.nn.Module, rows: torch.Tensor, after_fc6: bool = False) -> torch.Tensor:
+    """torchvision's ``TwoMLPHead`` on pooled features [N, C, h, w]; ``after_fc6``: on rows that are already its
+    frozen first layer's outputs [N, hidden] (``acsl.engine.pooled_cache``), so only relu(fc7(·)) is left."""
+    return torch.relu(box_head.fc7(rows)) if after_fc6 else box_head(rows)
+
+
+def sample_training_rois(heads: RoIHeads, proposals: list[torch.Tensor], targets: list[dict[str, torch.Tensor]],
+                         assign: Callable | None = None):
     """torchvision's ``RoIHeads.select_training_samples`` step by step (the same matching, draw and
     regression targets), returning each image's sampled indices into its candidates (its proposals, then
     its ground-truth boxes: ``add_gt_proposals``' order) where it returns the matched ground truth:
-    (sampled boxes, sampled indices, labels, regression targets)."""
+    (sampled boxes, sampled indices, labels, regression targets). ``assign`` (default
+    ``heads.assign_targets_to_proposals``) is called as ``assign(heads, candidates, gt_boxes, gt_labels)``: the
+    pooled-row cache passes one that matches each fixed (image, flip) once (``acsl.engine.pooled_cache``)."""
     heads.check_targets(targets)
     dtype, device = proposals[0].dtype, proposals[0].device
     gt_boxes = [t["boxes"].to(dtype) for t in targets]
     proposals = heads.add_gt_proposals(proposals, gt_boxes)
-    matched_idxs, labels = heads.assign_targets_to_proposals(proposals, gt_boxes, [t["labels"] for t in targets])
+    gt_labels = [t["labels"] for t in targets]
+    if assign is None:
+        matched_idxs, labels = heads.assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
+    else:
+        matched_idxs, labels = assign(heads, proposals, gt_boxes, gt_labels)
     sampled = heads.subsample(labels)
     matched_gt_boxes = []
     for image, image_sampled in enumerate(sampled):

@@ -126,7 +126,7 @@ class ExperimentSpec:
             raise ValueError("stage 0 (pretraining) is softmax CE, schedule 1, uniform sampling; "
                              "use acsl.runs.pretrain_spec")
         if dict(self.detector).get("architecture", "faster_rcnn") != "faster_rcnn":
-            raise ValueError("stage 0 (pretraining) trains a Faster R-CNN; a Cascade R-CNN loads its backbone, FPN and RPN")
+            raise ValueError("stage 0 (pretraining) trains a Faster R-CNN; a Cascade R-CNN loads its backbone, FPN, RPN and box heads")
 
     def _check_bounds(self) -> None:
         for field in ("max_iters", "subset"):
@@ -137,10 +137,7 @@ class ExperimentSpec:
             raise ValueError("cache_flips=False shrinks the RoI-feature cache of the fast stage 2; it needs cached=True")
 
     def _check_detector(self) -> None:
-        config = self.detector_config()  # unknown fields, architectures or backbones fail here
-        if self.cached and config.architecture != "faster_rcnn":
-            raise ValueError("cached=True (the fast stage 2) supports Faster R-CNN only; Cascade R-CNN's heads see "
-                             "boxes refined by the heads before them, so its stage 2 must run exactly")
+        self.detector_config()  # unknown fields, architectures or backbones fail here
 
     def _check_loss_and_classifier(self) -> None:
         """Fail now, not after an hour of stage-1 training, on a bad option such as ξ outside (0, 1]."""

@@ -250,7 +250,7 @@ class RunStore:
             config = spec.detector_config()
             return build_proposal_cache(model, train_set, self.run_dir(spec.pretrained_start), device=self.device,
                                         batch_size=spec.settings.eval_batch_size, progress=self.progress, limit_gb=self.cache_limit_gb,
-                                        after_fc6=config.frozen_fc6 and config.architecture == "faster_rcnn")
+                                        after_fc6=config.frozen_fc6)
 
     def _train_on_proposals(self, spec: ExperimentSpec) -> None:
         from ..engine.proposal_cache import train_on_proposal_cache
@@ -286,8 +286,8 @@ class RunStore:
         apply_stage2_classifier(model, spec.classifier)
         model.load_state_dict(load_checkpoint(checkpoint)["model"])
         started = time.perf_counter()
-        if spec.cached and not distributed.is_distributed():  # the parent's val features, cached once
-            from ..engine.val_cache import VAL_CACHE_NAME, predict_cached_stage2
+        if spec.cached and spec.detector_config().architecture == "faster_rcnn" and not distributed.is_distributed():
+            from ..engine.val_cache import VAL_CACHE_NAME, predict_cached_stage2  # Cascade R-CNN: whole detector
 
             with self.cache_lock(spec.parent):
                 detections, val_cache_s = predict_cached_stage2(
