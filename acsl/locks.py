@@ -4,7 +4,9 @@
 (the pretrained start, the 1x baseline) or the same cache. Each such piece of work is done under an
 advisory lock on a file beside it (POSIX ``flock``): the first process does the work, the second waits,
 then finds it finished and reads it. The lock is released when the holder exits, however it exits, so a
-killed process never leaves a lock behind (docs/ARCHITECTURE.md, "Running notebooks in parallel").
+killed process never leaves a lock behind (docs/ARCHITECTURE.md, "Running notebooks in parallel"); the holder
+removes the file when it releases it (a killed holder's file is removed by the next holder), and a waiter that
+locked a removed file retries on the path's new one.
 
 Locks are re-entrant within a process (the run store asks for a run's checkpoint while already holding
 that run's lock); they exclude other processes, not other threads of the same process. The processes of
@@ -14,6 +16,7 @@ share with other runs (the parent run, the benchmark) before it starts them.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -21,6 +24,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+#: Set to 1 (``acsl reproduce`` does, for its kernels): waits are not announced. A kernel's own stderr is captured
+#: into the notebook, and a lock wait between parallel notebooks is machinery, no part of a published page.
+QUIET_WAITS_ENV = "ACSL_QUIET_WAITS"
 
 #: path → (file descriptor, depth) of the locks this process holds.
 _HELD: dict[str, list[int]] = {}
@@ -31,8 +38,8 @@ def exclusive(path: str | Path, what: str = "", announce_after_s: float = 5.0) -
     """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block.
 
     Waits for another process holding it; after ``announce_after_s`` seconds of waiting, says on stderr
-    once what it waits for (``what``, e.g. "run quick_stage1_softmax_ce_1x_seed0"), so a parallel report
-    that seems idle explains itself."""
+    once what it waits for (``what``, e.g. "run quick_stage1_softmax_ce_1x_seed0"), so a process that seems
+    idle explains itself (unless ``ACSL_QUIET_WAITS=1``: a report's kernels, whose stderr is their page's)."""
     key = os.path.abspath(path)
     if key in _HELD:
         _HELD[key][1] += 1
@@ -41,17 +48,33 @@ def exclusive(path: str | Path, what: str = "", announce_after_s: float = 5.0) -
         finally:
             _HELD[key][1] -= 1
         return
-    Path(key).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = _locked_file(key, what or key, announce_after_s)
     try:
-        _acquire(fd, what or key, announce_after_s)
         _HELD[key] = [fd, 1]
         try:
             yield
         finally:
             del _HELD[key]
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(key)  # removed while still held: a waiter that locked it sees that and opens the new one
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
+        os.close(fd)
+
+
+def _locked_file(key: str, what: str, announce_after_s: float) -> int:
+    """A descriptor of the lock file ``key``, locked. The holder removes the file when it releases it, so a
+    process that was waiting on the removed file retries on the path's current file."""
+    Path(key).parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            _acquire(fd, what, announce_after_s)
+            if os.path.exists(key) and os.stat(key).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
         os.close(fd)
 
 
@@ -62,7 +85,7 @@ def _acquire(fd: int, what: str, announce_after_s: float) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            if not announced and time.monotonic() - started >= announce_after_s:
+            if not announced and time.monotonic() - started >= announce_after_s and os.environ.get(QUIET_WAITS_ENV) != "1":
                 # the process's own stderr, not a notebook cell's: the wait is no part of a published page
                 print(f"[acsl] waiting for another process to finish {what}", file=sys.__stderr__ or sys.stderr,
                       flush=True)

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .io import ensure_writable_dir
+
 PROJECT_NAME = "acsl"
 _NAME_LINE = re.compile(r"""name\s*=\s*(["'])(.*?)\1\s*(#.*)?""")
 
@@ -86,6 +88,16 @@ def resolve_path(name: str, value: str | os.PathLike, root: str | os.PathLike | 
     return Path(root) / path
 
 
+def output_dir_parameter(name: str, value: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """``resolve_path`` for a notebook's output folder, created and proven writable before anything trains
+    (a notebook used to fail after its runs had trained); a ``PermissionError`` names the parameter."""
+    path = resolve_path(name, value, root)
+    try:
+        return ensure_writable_dir(path, "the output")
+    except PermissionError as error:
+        raise PermissionError(f"{name}: {error}; give a writable folder, e.g. -p {name} reports") from None
+
+
 def _parse_list_string(text: str) -> list | None:
     """A list parsed from papermill's string form: a JSON or Python list literal, or comma-separated
     items (whitespace around each removed); ``None`` when it is neither."""
@@ -130,7 +142,8 @@ def _converter(item_type: type) -> Callable[[Any], Any]:
     return {float: to_float, int: to_int, str: to_str}[item_type]
 
 
-def list_parameter(name: str, value: Any, item_type: type, example: str | None = None) -> list:
+def list_parameter(name: str, value: Any, item_type: type, example: str | None = None, unique: bool = False,
+                   check: Callable[[Any], bool] | None = None, requirement: str = "") -> list:
     """The list parameter ``name`` as a list of ``item_type`` (``float``, ``int`` or ``str``).
 
     ``value`` may be a list or tuple, a string holding a JSON or Python list (``"[0.1, 0.7]"``, what
@@ -139,6 +152,9 @@ def list_parameter(name: str, value: Any, item_type: type, example: str | None =
     converted to ``item_type``; numbers must be finite and integers whole. Anything else raises
     ``ValueError`` naming the parameter and the expected form, e.g. ``xis: expected a list of numbers
     such as [0.1, 0.7] or '0.1,0.7', got 'abc'``. ``example`` replaces the built-in example of the form.
+    ``unique``: a repeated item is refused (two runs of one seed are one run, not two samples). ``check``: each
+    converted item must pass it, else the error names the parameter, the item and ``requirement`` (e.g.
+    ``xis: item 2, 1.5, must lie in (0, 1]``), before anything trains.
 
     >>> list_parameter("xis", "[0.1, 0.7]", float)
     [0.1, 0.7]
@@ -166,4 +182,9 @@ def list_parameter(name: str, value: Any, item_type: type, example: str | None =
             alone = isinstance(value, str) and len(items) == 1 and str(item) == value.strip()
             detail = "" if alone else f" (item {position}, {item!r}, is not {one})"
             raise ValueError(f"{expected}, got {value!r}{detail}") from None
+        if check is not None and not check(converted[-1]):
+            raise ValueError(f"{name}: item {position}, {converted[-1]!r}, {requirement or 'is not allowed'} (got {value!r})")
+    if unique and len(set(converted)) < len(converted):
+        repeated = sorted({item for item in converted if converted.count(item) > 1})
+        raise ValueError(f"{name}: {', '.join(map(repr, repeated))} given more than once in {value!r}; give each once")
     return converted

@@ -32,6 +32,7 @@ import nbformat
 from .claims import CLAIMS_SUFFIX, read_claims
 from .cpu_kernels import capability_note, kernel_pins, overridden, pinning_record
 from .index_page import render_index
+from .locks import QUIET_WAITS_ENV
 from .io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .profiles import get_profile
 from .provenance import provenance
@@ -240,10 +241,11 @@ def kernel_threads(device: str = "auto") -> int | None:
 def kernel_environment(device: str = "auto", environ: dict[str, str] | None = None) -> dict[str, str | None]:
     """What ``reproduce`` sets in the environment its kernels start with (None: left as it is): the threads
     (``kernel_threads``) and the pinned CPU kernels (``acsl.cpu_kernels.kernel_pins``, which win over the
-    user's own values unless ``ACSL_CPU_PINNING=off``)."""
+    user's own values unless ``ACSL_CPU_PINNING=off``); and quiet lock waits (``acsl.locks.QUIET_WAITS_ENV``: a
+    wait between parallel notebooks would otherwise print into the waiting notebook's page)."""
     threads = kernel_threads(device)
     return {**{name: None if threads is None else str(threads) for name in THREAD_VARIABLES},
-            **kernel_pins(os.environ if environ is None else environ)}
+            **kernel_pins(os.environ if environ is None else environ), QUIET_WAITS_ENV: "1"}
 
 
 def _on_gpu(device: str) -> bool:

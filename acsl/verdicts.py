@@ -6,11 +6,7 @@ is the Student t interval d̄ ± t(0.975, n − 1) · s / √n (s the sample sta
 the claim holds when the whole interval lies on the claimed side of its boundary, does not hold when the
 whole interval lies on the other side, and cannot be judged when the interval crosses the boundary.
 
-The t quantile needs no statistics package: for integer degrees of freedom ν the two-sided probability
-A(t | ν) = P(|T| ≤ t) has the closed forms of Abramowitz & Stegun, *Handbook of Mathematical Functions*
-(1964), 26.7.3 (ν odd) and 26.7.4 (ν even), with θ = arctan(t / √ν); ``t_quantile_975`` solves
-A(t | ν) = 0.95 by bisection on θ (to 1e-12 rad), which reproduces the printed tables (12.706 for ν = 1,
-2.776 for ν = 4, 2.042 for ν = 30).
+The t quantile is scipy's (``scipy.stats.t.ppf``).
 """
 
 from __future__ import annotations
@@ -18,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from scipy.stats import t as student_t
 
 CLAIMS = ("greater", "less", "within")
 HOLDS = "holds"
@@ -41,37 +39,11 @@ class Verdict:
         return self.verdict
 
 
-def two_sided_probability(t: float, dof: int) -> float:
-    """A(t | ν) = P(|T| ≤ t) for Student's t with ``dof`` = ν ≥ 1 degrees of freedom (Abramowitz & Stegun
-    26.7.3 for odd ν, 26.7.4 for even ν)."""
-    theta = math.atan(abs(t) / math.sqrt(dof))
-    return _probability_at_angle(theta, dof)
-
-
-def _probability_at_angle(theta: float, dof: int) -> float:
-    cos2 = math.cos(theta) ** 2
-    if dof % 2:  # 26.7.3: (2/π)[θ + sinθ (cosθ + (2/3)cos³θ + … + (2·4···(ν−3))/(1·3···(ν−2)) cos^(ν−2)θ)]
-        term = total = math.cos(theta) if dof > 1 else 0.0
-        for k in range(1, (dof - 1) // 2):
-            term *= cos2 * (2 * k) / (2 * k + 1)
-            total += term
-        return 2 / math.pi * (theta + math.sin(theta) * total)
-    term = total = 1.0  # 26.7.4: sinθ {1 + (1/2)cos²θ + (1·3)/(2·4)cos⁴θ + … + (1·3···(ν−3))/(2·4···(ν−2)) cos^(ν−2)θ}
-    for k in range(1, dof // 2):
-        term *= cos2 * (2 * k - 1) / (2 * k)
-        total += term
-    return math.sin(theta) * total
-
-
 def t_quantile_975(dof: int) -> float:
-    """t(0.975, ν): the half-width factor of a two-sided 95 % t interval with ``dof`` = ν ≥ 1."""
+    """t(0.975, ν): the half-width factor of a two-sided 95 % t interval with ``dof`` = ν ≥ 1 (``scipy.stats.t``)."""
     if isinstance(dof, bool) or not isinstance(dof, int) or dof < 1:
         raise ValueError(f"dof: expected an integer >= 1, got {dof!r}")
-    low, high = 0.0, math.pi / 2
-    while high - low > 1e-12:
-        middle = (low + high) / 2
-        low, high = (middle, high) if _probability_at_angle(middle, dof) < 0.95 else (low, middle)
-    return math.sqrt(dof) * math.tan((low + high) / 2)
+    return float(student_t.ppf(0.975, dof))
 
 
 def _labelled(differences: float | Sequence[float] | Mapping[object, float]) -> list[tuple[str, float]]:

@@ -4,7 +4,7 @@ background), measured in one process and printed as ratios (issue target: ACSL â
 loss is timed, with the LVIS v0.5 train statistics for those that use counts; Seesaw and BAGS get their
 extra columns (objectness, "others") on top of the 1231.
 
-    python benchmarks/bench_losses.py [--rois 8192] [--columns 1231] [--repeats 20] [--device cpu]
+    python benchmarks/bench_losses.py [--rois 8192] [--columns 1231] [--repeats 20] [--device cpu] [--threads 1]
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=1231)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     num_classes = args.columns - 1
 

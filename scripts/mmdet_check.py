@@ -1,7 +1,9 @@
 """The mmdet half of scripts/mmdet_check.sh (docs/ARCHITECTURE.md, "mmdet integration"): mmdet's Faster
 R-CNN R50-FPN on the smoke synthetic benchmark for a bounded number of CPU iterations, first the softmax
 baseline, then ACSL stage 2 from its last checkpoint, each evaluated by ``acsl.LVISMetric``. Prints the
-losses over the iterations and the AP; writes them to ``<work dir>/summary.json``.
+losses over the iterations and the AP; writes them to ``<work dir>/summary.json``. Exits with status 1
+unless, in each stage, the loss fell (the mean of the last quarter of the iterations below that of the first)
+and the AP is above 0 (``failures``).
 
 Run it with the mmdet venv's python from the repository root (the configs' data paths are relative to it):
 
@@ -81,6 +83,25 @@ def _report(name: str, result: dict) -> None:
                                           for k, v in result["metrics"].items()))
 
 
+def failures(name: str, result: dict, loss: str) -> list[str]:
+    """What makes a stage fail the check: ``loss`` not lower over the last quarter of the iterations than over
+    the first, or an AP that is not above 0 (undefined: −1 or None)."""
+    losses = [record[loss] for record in result["losses"] if loss in record]
+    quarter = max(1, len(losses) // 4)
+    problems = []
+    if len(losses) < 2:
+        problems.append(f"{name}: {len(losses)} logged values of {loss}, too few to see it fall")
+    else:
+        first, last = (sum(part) / len(part) for part in (losses[:quarter], losses[-quarter:]))
+        if not last < first:
+            problems.append(f"{name}: {loss} did not fall ({first:.4f} over the first {quarter} iterations, "
+                            f"{last:.4f} over the last {quarter})")
+    ap = result["metrics"].get("bbox_AP")
+    if ap is None or not ap > 0:
+        problems.append(f"{name}: bbox_AP is {ap}, not above 0")
+    return problems
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="build/mmdet_check")
@@ -99,6 +120,12 @@ def main() -> None:
     summary = {"baseline": baseline, "acsl_stage2": stage2, "total_s": round(time.perf_counter() - started, 1)}
     (work / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"\nmmdet check done in {summary['total_s']} s; {work / 'summary.json'}")
+    problems = failures("stage 1", baseline, "loss") + failures("stage 2", stage2, "loss_cls")
+    for problem in problems:
+        print(f"FAILED {problem}")
+    if problems:
+        raise SystemExit(1)
+    print("passed: the loss fell and the AP is above 0 in both stages")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,9 @@ ANNOTATION_CASES = [
     (lambda d: d["images"][0].update(width=0), "images[0].width", "0"),
     (lambda d: d["categories"].clear(), "categories", "empty list"),
     (lambda d: d.update(annotations={}), "annotations", "dict"),
+    # a box wholly or far outside its 16 × 12 image: named with its annotation, box and the image size
+    (lambda d: d["annotations"][0].update(bbox=[500, 500, 40, 40]), "annotations[0].bbox", "annotation id 1: box [500, 500, 40, 40] extends 528 px beyond its image (id 1, 16 × 12)"),
+    (lambda d: d["annotations"][1].update(bbox=[-3, 0, 8, 8]), "annotations[1].bbox", "extends 3 px beyond its image (id 2, 16 × 12); at most 1 px"),
 ]
 
 
@@ -504,3 +507,66 @@ def test_the_same_seed_gives_byte_identical_metrics_and_a_corrupt_record_is_reco
         again = stores[1].metrics(spec)
     assert other.read_text() == text and again["metrics"] == pytest.approx(record["metrics"], nan_ok=True)
     assert len(list(other.parent.glob("metrics.json.corrupt-*"))) == 1 and leftovers(tmp_path) == []
+
+
+def test_train_and_val_files_with_other_category_sets_are_refused_before_training(tmp_path, capsys):
+    """A train file with one category fewer than the val file would shift every later classifier column onto
+    its neighbour's category: refused when the datasets load (before any training), naming the ids, and reported
+    by ``acsl data check``."""
+    from test_real_data_trust import _lvis_layout
+
+    from acsl.data.categories import CategoryMismatchError
+
+    data = _lvis_layout(tmp_path / "data")
+    val_json = data / "lvis_v0.5" / "annotations" / "lvis_v0.5_val.json"
+    record = json.loads(val_json.read_text())
+    record["categories"].append({"id": 7, "name": "gargoyle", "frequency": "r", "image_count": 1})
+    val_json.write_text(json.dumps(record))
+    store = RunStore(tmp_path / "runs", data_root=data, progress=False)
+    spec = baseline_spec("lvis-v0.5")
+    with pytest.raises(CategoryMismatchError, match=r"2 and 3 categories\): 1 only in the val file .*lvis_v0.5_val.json \(7\)"):
+        store.datasets(spec)
+    with pytest.raises(CategoryMismatchError):
+        store.checkpoint(spec)
+    assert not list((tmp_path / "runs").rglob("checkpoint*"))  # nothing trained
+    code = main(["data", "check", "lvis-v0.5", "--root", str(data), "--split", "train"])
+    assert code == 1 and "disagree on the category set" in capsys.readouterr().out
+
+
+def test_ctrl_c_of_train_prints_one_line_naming_the_checkpoint_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
+    from acsl.engine.loop import TrainLoop
+
+    save = TrainLoop._save
+
+    def interrupted_after_first_epoch(self, epochs_done):
+        save(self, epochs_done)
+        if self.step.stage == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainLoop, "_save", interrupted_after_first_epoch)
+    command = ["train", "--profile", "smoke", "--run-store", str(tmp_path / "runs"), "--data-root", str(tmp_path / "data"),
+               "--no-progress"]
+    assert main(command) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.fullmatch(r"acsl train: interrupted; the last checkpoint is .*checkpoint\.pt; "
+                                          r"the same command resumes from it", err[0]), err
+    checkpoint = Path(err[0].split("is ")[1].split(";")[0])
+    assert load_checkpoint(checkpoint)["epoch"] == 1
+    monkeypatch.setattr(TrainLoop, "_save", save)
+    assert main(command) == 0 and load_checkpoint(checkpoint)["epoch"] == 2  # resumed, and finished
+
+
+def test_a_box_overhanging_its_image_by_less_than_the_tolerance_is_clipped(lvis_files):
+    """Up to ``BOX_OVERHANG_PX`` (1 px) beyond the image: accepted, and the loader clips it to the image as
+    torchvision's and detectron2's loaders do; a box inside is left as it is."""
+    from acsl.data.validate import BOX_OVERHANG_PX
+
+    root, images = lvis_files
+    data = _good_lvis()
+    data["annotations"][0]["bbox"] = [-0.5, 1, 16.8, 3]  # 0.5 px left of the image, 0.3 px right of it
+    path = root / "overhang.json"
+    path.write_text(json.dumps(data))
+    assert BOX_OVERHANG_PX == 1.0 and check_lvis(path, images) == []
+    dataset = LVISDetection(path, images)
+    assert dataset.get(0, flip=False)[1]["boxes"].tolist() == [[0.0, 1.0, 16.0, 4.0]]
+    assert dataset.get(1, flip=False)[1]["boxes"].tolist() == [[0.0, 0.0, 8.0, 8.0]]

@@ -11,7 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from acsl.locks import exclusive, held
+from acsl.locks import QUIET_WAITS_ENV, exclusive, held
 
 WORKERS = Path(__file__).parent / "workers"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -44,6 +44,35 @@ def test_a_second_process_waits_for_the_holder(tmp_path, capfd):
         assert holder.poll() == 0  # the holder had finished before this process got the lock
     assert waited > 0.5
     assert "waiting for another process to finish the test run" in capfd.readouterr().err  # the process's stderr
+    assert not lock.exists()  # removed on release
+
+
+TURN = textwrap.dedent("""
+    import os, sys, time
+    from acsl.locks import exclusive
+    with exclusive(sys.argv[1], "the shared run", announce_after_s=0.0):
+        with open(sys.argv[2], "a") as log:
+            log.write(f"in {os.getpid()}\\n")
+        time.sleep(0.5)
+        with open(sys.argv[2], "a") as log:
+            log.write(f"out {os.getpid()}\\n")
+""")
+
+
+def test_processes_take_turns_though_each_holder_removes_the_file_and_report_kernels_wait_quietly(tmp_path):
+    """Each holder removes the lock file on release; a waiter that had locked the removed file retries on the
+    new one, so four processes started together still hold the lock one at a time. With ``ACSL_QUIET_WAITS=1``
+    (what ``acsl reproduce`` gives its kernels) a wait prints nothing into the waiting notebook."""
+    lock, log = tmp_path / "locks" / "run.lock", tmp_path / "turns.log"
+    processes = [subprocess.Popen([sys.executable, "-c", TURN, str(lock), str(log)], stderr=subprocess.PIPE, text=True,
+                                  env={**ENV, QUIET_WAITS_ENV: "1"}) for _ in range(4)]
+    errors = [process.communicate(timeout=120)[1] for process in processes]
+    assert all(process.returncode == 0 for process in processes), errors
+    lines = log.read_text().split()
+    turns = list(zip(lines[0::4], lines[1::4], lines[2::4], lines[3::4]))
+    assert len(turns) == 4 and all(a == "in" and c == "out" and b == d for a, b, c, d in turns)  # never two at once
+    assert not any("waiting" in error for error in errors)
+    assert not lock.exists()
 
 
 def test_a_killed_holder_leaves_no_lock_behind(tmp_path):

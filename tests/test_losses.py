@@ -103,6 +103,25 @@ def test_background_schedule_picks_floor_10_and_1_percent(num_bg):
     assert int((rare_rows.sum(1) > 0).sum()) == math.floor(num_bg * 1 / 100)
 
 
+def test_the_weight_matrix_is_the_papers_rule_entry_by_entry():
+    """W from its definition (Eq. 6 on foreground rows; on background rows the frequent columns always, the
+    common and rare groups on the drawn rows; w = 1 on the label's column), with the same draws."""
+    logits, labels = _inputs(n=400, seed=2, background_share=0.7)
+    loss = ACSL(C, FREQS, xi=0.7, seed=5)
+    state = loss.generator.get_state()
+    mask = loss.weight_mask(logits.detach(), labels)
+    loss.generator.set_state(state)
+    bg_rows = (labels == 0).nonzero().squeeze(1)
+    common, rare = (set(loss._draw_rows(bg_rows, f).tolist()) for f in (loss.common_fraction, loss.rare_fraction))
+    groups = ["bg"] + FREQS
+    expected = logits.detach() >= math.log(0.7 / 0.3)
+    for row in bg_rows.tolist():
+        expected[row] = torch.tensor([g == "f" or (g == "c" and row in common) or (g == "r" and row in rare)
+                                      for g in groups])
+    expected[torch.arange(len(labels)), labels] = True
+    assert torch.equal(mask, expected)
+
+
 def test_background_schedule_is_random_but_seeded_and_checkpointable():
     logits, labels = _inputs(n=500, seed=4, background_share=0.9)
     a, b = ACSL(C, FREQS, seed=11), ACSL(C, FREQS, seed=11)

@@ -178,8 +178,27 @@ def test_every_notebook_resolves_its_paths_reads_its_lists_and_shows_provenance_
     parameters, first_cell = _parameters_and_next_cell(path)
     paths = {name for name in PATH_PARAMETERS if name in parameters}
     assert paths >= {"data_root", "output_dir"}
-    assert _calls(first_cell, "resolve_path") >= paths
+    assert _calls(first_cell, "resolve_path") | _calls(first_cell, "output_dir_parameter") >= paths
+    assert "output_dir" in _calls(first_cell, "output_dir_parameter")  # created and writable before anything trains
     lists = {name for name, value in parameters.items() if isinstance(value, (ast.List, ast.Tuple))}
     lists |= LIST_PARAMETERS_WITHOUT_A_LIST_DEFAULT.get(path.stem, set())
     assert _calls(first_cell, "list_parameter") == lists
     assert "show_provenance(" in first_cell
+
+
+def test_repeated_items_and_items_out_of_range_are_refused_naming_the_parameter():
+    with pytest.raises(ValueError, match=r"^seeds: 0 given more than once in '0,0'; give each once"):
+        list_parameter("seeds", "0,0", int, unique=True)
+    assert list_parameter("seeds", "0,1", int, unique=True) == [0, 1]
+    with pytest.raises(ValueError, match=r"^xis: item 2, 1\.5, must lie in \(0, 1\]"):
+        list_parameter("xis", "[0.7, 1.5]", float, check=lambda xi: 0 < xi <= 1, requirement="must lie in (0, 1]")
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_naming_the_parameter(tmp_path):
+    from acsl.notebook import output_dir_parameter
+
+    assert output_dir_parameter("output_dir", tmp_path / "new" / "reports").is_dir()  # created
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match=rf"^output_dir: the output directory {blocker}/reports is not writable"):
+        output_dir_parameter("output_dir", blocker / "reports")

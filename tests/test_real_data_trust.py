@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import urllib.error
 from pathlib import Path
 
@@ -156,6 +157,33 @@ def test_data_check_of_a_subset_file_lists_the_missing_image_first(tmp_path, cap
 
 # ------------------------------------------------------------------------------- weights
 
+@pytest.mark.parametrize("fault", ["corrupt init weights", "zero-byte train annotations", "duplicate image id"])
+def test_an_error_after_the_store_opens_leaves_no_run_folder_and_no_lock(tmp_path, fault):
+    """A run that fails before its first checkpoint leaves the run store as it was found: no folder holding
+    only data.json, no lock file."""
+    from acsl.data import AnnotationError
+
+    data = _lvis_layout(tmp_path / "data")
+    detector = dict(TINY)
+    train_json = data / "lvis_v0.5" / "annotations" / "lvis_v0.5_train.json"
+    if fault == "corrupt init weights":
+        weights = tmp_path / "init.pth"
+        weights.write_bytes(b"not a checkpoint" * 100)
+        detector["init"], error = str(weights), WeightsFileError
+    elif fault == "zero-byte train annotations":
+        train_json.write_bytes(b"")
+        error = AnnotationError
+    else:
+        record = json.loads(train_json.read_text())
+        record["images"][1]["id"] = record["images"][0]["id"]
+        train_json.write_text(json.dumps(record))
+        error = AnnotationError
+    store = RunStore(tmp_path / "runs", data_root=data, progress=False)
+    with pytest.raises(error):
+        store.metrics(baseline_spec("lvis-v0.5", detector=detector))
+    assert [p for p in (tmp_path / "runs").rglob("*") if p.is_file()] == []
+
+
 def test_a_corrupt_weights_file_gives_a_clear_error(tmp_path, monkeypatch):
     hub = tmp_path / "hub"
     monkeypatch.setattr(torch.hub, "_hub_dir", str(hub))
@@ -168,8 +196,10 @@ def test_a_corrupt_weights_file_gives_a_clear_error(tmp_path, monkeypatch):
     truncated = tmp_path / "init.pth"
     torch.save(model.state_dict(), truncated)
     truncated.write_bytes(truncated.read_bytes()[:1000])
-    with pytest.raises(WeightsFileError, match=rf"{truncated} are corrupt or truncated"):
+    with pytest.raises(WeightsFileError, match=rf"{truncated} are corrupt or truncated") as raised:
         load_detector_init(model, str(truncated))
+    cause = " ".join(str(raised.value.__cause__).split())
+    assert cause in " ".join(str(raised.value).split())  # torch's whole explanation, not its first 160 characters
     cached.unlink()
 
     def offline(*_args, **_kwargs):
@@ -242,3 +272,51 @@ def test_openimages_profile_trains_and_evaluates_on_the_challenge_files(tmp_path
     stamp = val_json.stat().st_mtime_ns
     RunStore(tmp_path / "runs", data_root=data, progress=False).datasets(spec)
     assert val_json.stat().st_mtime_ns == stamp  # converted once
+
+
+def test_a_bounded_runs_printed_metrics_are_marked_as_a_pipeline_check(smoke_bench, tmp_path, capsys):
+    command = ["eval", "--profile", "smoke", "--max-iters", "2", "--subset", "8", "--run-store", str(tmp_path / "runs"),
+               "--data-root", str(smoke_bench.root.parent), "--no-progress"]
+    assert main(command) == 0
+    out, err = capsys.readouterr()
+    assert "AP" in json.loads(out)
+    assert "acsl eval: a pipeline check (max_iters 2, subset 8): it shows that the pipeline runs; its numbers are not results" in err
+
+
+def test_an_edit_in_place_that_keeps_size_and_mtime_is_seen(tmp_path):
+    """The cached digest is trusted on size, mtime, ctime and inode: an edit that keeps the size and restores
+    the modification time still changes the change time, so the digest is computed again."""
+    import os
+
+    path = tmp_path / "lvis_v0.5_train.json"
+    path.write_text('{"categories": [1]}')
+    first = file_sha256(path)
+    stamp = path.stat()
+    time.sleep(0.01)
+    path.write_text('{"categories": [2]}')  # same size
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # modification time restored
+    assert path.stat().st_size == stamp.st_size and path.stat().st_mtime_ns == stamp.st_mtime_ns
+    assert file_sha256(path) != first
+    assert json.loads((tmp_path / ("lvis_v0.5_train.json" + DIGEST_SUFFIX)).read_text())["inode"] == path.stat().st_ino
+
+
+def test_missing_images_are_refused_before_training_naming_every_layout_tried(tmp_path):
+    """A missing val image used to fail after all of training; now the run is refused when its datasets load,
+    with the count, the image id and every path tried (v0.5's 2014 name, then the 2017 name)."""
+    from acsl.data import ImagesMissingError
+
+    data = _lvis_layout(tmp_path / "data", images=6, missing=4)
+    store = RunStore(tmp_path / "runs", data_root=data, progress=False)
+    spec = baseline_spec("lvis-v0.5", detector=dict(TINY))
+    with pytest.raises(ImagesMissingError) as refused:
+        store.metrics(spec)
+    message = str(refused.value)
+    assert message.startswith("1 of the 6 images of ") and "lvis_v0.5_train.json are missing under" in message
+    assert "image id 4: tried " in message
+    assert "COCO_train2014_000000000004.jpg" in message and str(data / "coco" / "train2017" / "000000000004.jpg") in message
+    assert [p for p in (tmp_path / "runs").rglob("*") if p.is_file()] == []  # refused before anything was written
+    # a subset run reads (and checks) only its first images
+    from dataclasses import replace
+
+    train_set, val_set, _ = store.datasets(replace(spec, subset=3))
+    assert len(train_set) == len(val_set) == 3

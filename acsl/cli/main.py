@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..config import CLASSIFIER_MODES, SAMPLERS
 from ..io import finite_or_null
@@ -166,7 +167,6 @@ def _reference(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     if args.data_command == "generate":
         from ..runs import profile_benchmark
@@ -195,13 +195,32 @@ def _data(args: argparse.Namespace) -> int:
 
     report = check_report(ann_file, image_root, version=versions[args.name], check_images="all" if args.all_images else True)
     print(report.format(args.examples))
-    return 1 if report.num_problems else 0
+    mismatch = _split_category_mismatch(ann_file, args.split)
+    if mismatch:
+        print(f"{ann_file}: {mismatch}")
+    return 1 if report.num_problems or mismatch else 0
+
+
+def _split_category_mismatch(ann_file: Path, split: str) -> str | None:
+    """What differs between the category ids of ``ann_file`` and of the other split's file beside it (None when
+    they agree, or when either cannot be read: the check above reports a bad file)."""
+    from ..data.categories import category_mismatch, file_category_ids
+
+    other_split = "val" if split == "train" else "train"
+    other = ann_file.with_name(ann_file.name.replace(f"_{split}.json", f"_{other_split}.json"))
+    if other == ann_file or not other.is_file():
+        return None
+    try:
+        ids = {split: file_category_ids(ann_file), other_split: file_category_ids(other)}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    files = {split: ann_file, other_split: other}
+    return category_mismatch(ids["train"], ids["val"], files["train"], files["val"])
 
 
 def _check_openimages(args: argparse.Namespace) -> int:
     """Read one split's Open Images files (every malformed row is named) and report the images missing
     from the image folder; exit 1 when any is missing."""
-    from pathlib import Path
 
     from ..data.download import require_data
     from ..data.openimages import read_openimages
@@ -219,6 +238,19 @@ def _check_openimages(args: argparse.Namespace) -> int:
           f"{len(data['annotations'])} boxes; {len(missing)} images missing"
           + (f" (first: {', '.join(missing[:10])})" if missing else ""))
     return 1 if missing else 0
+
+
+def interrupted_note(run_dir: Path | None) -> str:
+    """One line for Ctrl-C of ``train``/``eval``: where the last checkpoint of the run that was training is, and
+    that the same command resumes from it (or, before its first epoch ended, starts it again)."""
+    from ..engine import CHECKPOINT_NAME
+
+    checkpoint = None if run_dir is None else Path(run_dir) / CHECKPOINT_NAME
+    if checkpoint is not None and checkpoint.is_file():
+        return f"interrupted; the last checkpoint is {checkpoint}; the same command resumes from it"
+    if run_dir is not None:
+        return f"interrupted before the first checkpoint of {Path(run_dir).name}; the same command starts it again"
+    return "interrupted; the same command starts again"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,11 +271,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 store = RunStore(args.run_store, data_root=args.data_root, device=str(device),
                                  progress=not args.no_progress, amp=not args.no_amp, channels_last=args.channels_last,
                                  workers=args.workers, cache_limit_gb=args.cache_limit_gb)
-                if args.command == "train":
-                    result = str(store.checkpoint(spec))
-                else:
-                    result = json.dumps(finite_or_null(store.metrics(spec)["metrics"]), indent=2)  # NaN: null
+                try:
+                    if args.command == "train":
+                        result = str(store.checkpoint(spec))
+                    else:
+                        result = json.dumps(finite_or_null(store.metrics(spec)["metrics"]), indent=2)  # NaN: null
+                except KeyboardInterrupt:
+                    print(f"acsl {args.command}: {interrupted_note(store.stopped_run or store.run_dir(spec))}",
+                          file=sys.stderr)
+                    return 130
                 if distributed.is_main_process():
+                    if spec.max_iters is not None or spec.subset is not None:
+                        bounds = ", ".join(f"{name} {value}" for name, value in (("max_iters", spec.max_iters),
+                                                                                 ("subset", spec.subset)) if value is not None)
+                        print(f"acsl {args.command}: a pipeline check ({bounds}): it shows that the pipeline runs; "
+                              "its numbers are not results", file=sys.stderr)
                     print(result)
         elif args.command == "reproduce":
             return _reproduce(args)

@@ -7,6 +7,7 @@ The data layer (docs/ARCHITECTURE.md, "Layers and packages"): it may import ``ac
 from acsl.data.lvis_dataset import (
     AnnotationError,
     ImageReadError,
+    ImagesMissingError,
     LVISDetection,
     collate_detection,
     validate_lvis_json,
@@ -33,6 +34,7 @@ from acsl.data.synthetic import (
 __all__ = [
     "AnnotationError",
     "ImageReadError",
+    "ImagesMissingError",
     "LVISDetection",
     "collate_detection",
     "validate_lvis_json",

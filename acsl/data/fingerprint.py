@@ -2,9 +2,10 @@
 
 A run on real data is keyed by the files it read (docs/ARCHITECTURE.md, "How a run flows"), so the digest
 of a large annotation file (LVIS v0.5 train: about 1 GB) is needed at every ``acsl train``/``eval``.
-It is cached in ``<file>.sha256`` (JSON: size, mtime in ns, digest), written atomically and trusted while
-the file keeps its size and modification time; where the folder is read-only the cache lives in memory
-for the process instead.
+It is cached in ``<file>.sha256`` (JSON: size, mtime and ctime in ns, inode, digest), written atomically and
+trusted while the file keeps all four: an edit in place that keeps the size and restores the modification time
+still moves the change time (which no user call sets), and a replaced file has another inode. Where the folder
+is read-only the cache lives in memory for the process instead.
 """
 
 from __future__ import annotations
@@ -18,33 +19,39 @@ from ..io import atomic_write_json
 
 DIGEST_SUFFIX = ".sha256"
 _CHUNK = 1 << 22
-#: (resolved path, size, mtime_ns) → digest, for files whose folder cannot take a cache file.
-_MEMORY: dict[tuple[str, int, int], str] = {}
+#: (resolved path, stat key) → digest, for files whose folder cannot take a cache file.
+_MEMORY: dict[tuple[str, tuple[int, int, int, int]], str] = {}
+_KEY_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
 
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + DIGEST_SUFFIX)
 
 
-def _cached(path: Path, size: int, mtime_ns: int) -> str | None:
-    memory = _MEMORY.get((str(path.resolve()), size, mtime_ns))
+def _stat_key(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """What the cached digest is trusted on: size, modification and change time (ns), inode."""
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
+def _cached(path: Path, key: tuple[int, int, int, int]) -> str | None:
+    memory = _MEMORY.get((str(path.resolve()), key))
     if memory is not None:
         return memory
     try:
         record = json.loads(_sidecar(path).read_text())
     except (OSError, ValueError):
         return None
-    if isinstance(record, dict) and record.get("size") == size and record.get("mtime_ns") == mtime_ns:
+    if isinstance(record, dict) and tuple(record.get(name) for name in _KEY_FIELDS) == key:
         digest = record.get("sha256")
         return digest if isinstance(digest, str) and len(digest) == 64 else None
     return None
 
 
 def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of ``path`` (hex), from its cache while size and modification time are unchanged."""
+    """The SHA-256 of ``path`` (hex), from its cache while size, modification and change time and inode are unchanged."""
     path = Path(path)
-    stat = os.stat(path)
-    digest = _cached(path, stat.st_size, stat.st_mtime_ns)
+    key = _stat_key(os.stat(path))
+    digest = _cached(path, key)
     if digest is not None:
         return digest
     hasher = hashlib.sha256()
@@ -53,9 +60,9 @@ def file_sha256(path: str | Path) -> str:
             hasher.update(chunk)
     digest = hasher.hexdigest()
     try:
-        atomic_write_json(_sidecar(path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest})
+        atomic_write_json(_sidecar(path), {**dict(zip(_KEY_FIELDS, key)), "sha256": digest})
     except OSError:  # a read-only data folder: remember it for this process
-        _MEMORY[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = digest
+        _MEMORY[(str(path.resolve()), key)] = digest
     return digest
 
 

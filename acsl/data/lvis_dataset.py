@@ -34,6 +34,10 @@ class ImageReadError(OSError):
     """An image file named by the annotations is missing or cannot be decoded (names the path)."""
 
 
+class ImagesMissingError(FileNotFoundError):
+    """Image files named by the annotations are missing (checked before training); names them."""
+
+
 def validate_lvis_json(data: Any, path: str | Path) -> None:
     """Check the raw LVIS JSON ``data`` (loaded from ``path``) for every field the loaders, samplers and
     evaluator use, with the one validation ``acsl data check`` reports from
@@ -151,6 +155,28 @@ class LVISDetection(torch.utils.data.Dataset):
         candidates = image_path_candidates(self.image_info(index), self.image_root)
         return next((p for p in candidates if p.is_file()), candidates[0])
 
+    def missing_images(self, count: int | None = None) -> list[int]:
+        """The items (of the first ``count``; None: all) whose image file is at none of its candidate paths: one
+        ``stat`` per candidate tried (LVIS v0.5: two per image, the 2014 name, then the 2017 one)."""
+        return [index for index in range(len(self) if count is None else min(count, len(self)))
+                if not any(p.is_file() for p in image_path_candidates(self.image_info(index), self.image_root))]
+
+    def require_images(self, count: int | None = None, shown: int = 5) -> None:
+        """Refuse (``ImagesMissingError``) a set whose image files (of the first ``count``) are not all there,
+        before any training or evaluation reads them: how many are missing, the first ``shown`` with every path
+        tried."""
+        missing = self.missing_images(count)
+        if not missing:
+            return
+        lines = [f"  image id {self.image_ids[index]}: tried "
+                 f"{', '.join(str(p) for p in image_path_candidates(self.image_info(index), self.image_root))}"
+                 for index in missing[:shown]]
+        more = f"\n  … and {len(missing) - shown} more" if len(missing) > shown else ""
+        checked = len(self) if count is None else min(count, len(self))
+        raise ImagesMissingError(f"{len(missing)} of the {checked} images of {self.ann_file} are missing under "
+                                 f"{self.image_root}:\n" + "\n".join(lines) + more +
+                                 "\n(`acsl data check` lists them; `acsl data download` fetches the images)")
+
     def _load_image(self, index: int) -> torch.Tensor:
         arr = self._decoded.get(index) if self._decoded is not None else None
         if arr is None:
@@ -166,7 +192,9 @@ class LVISDetection(torch.utils.data.Dataset):
             with Image.open(path) as im:
                 arr = np.asarray(im.convert("RGB"))
         except FileNotFoundError as e:
-            raise ImageReadError(f"image file not found: {path}") from e
+            tried = image_path_candidates(info, self.image_root)
+            raise ImageReadError(f"image file not found for image id {info['id']} of {self.ann_file}: tried "
+                                 f"{', '.join(str(p) for p in tried)}") from e
         except (OSError, ValueError, SyntaxError) as e:  # PIL's decode errors
             raise ImageReadError(f"cannot read image file {path}: {e}") from e
         h, w = arr.shape[:2]
@@ -204,6 +232,9 @@ class LVISDetection(torch.utils.data.Dataset):
         if anns:
             xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float64)
             boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1).to(torch.float32)
+            # the file's check allows an overhang of validate.BOX_OVERHANG_PX at most; clip it (a no-op inside)
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, image.shape[-1])
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, image.shape[-2])
             labels = torch.tensor(
                 [self.category_id_to_label[a["category_id"]] for a in anns], dtype=torch.int64
             )

@@ -20,7 +20,8 @@ LVIS rules checked (Gupta et al., *LVIS*, CVPR 2019, and the released v0.5 / v1 
   it: rare 1–10 training images, common 11–100, frequent more than 100; 1230 categories in v0.5,
   1203 in v1 (checked when the version is given);
 * annotations: integer ``id`` (unique), known ``image_id`` and ``category_id``, ``bbox`` of four
-  finite numbers ``[x, y, w, h]`` with ``w > 0`` and ``h > 0``, ``area`` a finite number >= 0;
+  finite numbers ``[x, y, w, h]`` with ``w > 0`` and ``h > 0`` lying in its image up to ``BOX_OVERHANG_PX``,
+  ``area`` a finite number >= 0;
 * federated fields: ``neg_category_ids`` / ``not_exhaustive_category_ids`` are lists of known
   category ids, and a category annotated on an image is not also listed as negative for it.
 """
@@ -34,6 +35,12 @@ from typing import Any, Protocol
 from acsl.data.stats import frequency_from_image_count
 
 __all__ = ["AnnotationError", "Collector", "EXPECTED_NUM_CATEGORIES", "FirstProblem", "validate_records"]
+
+#: How far a box may extend beyond its image and still be accepted (then clipped to it, as torchvision's and
+#: detectron2's loaders do): COCO's and LVIS's boxes are the extents of polygons drawn in the image, stored to
+#: 0.01 px, so a real box overhangs by a rounding at most (lvis-api's data/lvis_val_100.json: none of its 977
+#: boxes reaches past its image's border); 1 px is a hundred times that rounding. Farther is a wrong box.
+BOX_OVERHANG_PX = 1.0
 
 #: Category counts of the released LVIS versions (v0.5: 1230, v1: 1203).
 EXPECTED_NUM_CATEGORIES: dict[str, int] = {"v0.5": 1230, "v1": 1203}
@@ -83,7 +90,8 @@ def validate_records(out: Collector, data: Any, *, version: str | None = None,
     has_cats, has_images = "categories" in lists, "images" in lists
     cat_ids = _check_categories(out, lists.get("categories", []), has_cats, version, frequency_rule)
     img_index = _check_images(out, images, cat_ids, has_cats, version, eff_version)
-    positives = _check_annotations(out, lists.get("annotations", []), img_index, cat_ids, has_images, has_cats)
+    sizes = {iid: (images[k].get("width"), images[k].get("height")) for iid, k in img_index.items()}
+    positives = _check_annotations(out, lists.get("annotations", []), img_index, cat_ids, has_images, has_cats, sizes)
     _check_negatives(out, images, img_index, positives)
     return images, eff_version
 
@@ -236,7 +244,7 @@ def _check_federated_lists(out: Collector, f: str, im: dict[str, Any], cat_ids: 
 
 def _check_annotations(
     out: Collector, anns: list[Any], img_index: dict[int, int], cat_ids: set[int], has_images: bool,
-    has_cats: bool,
+    has_cats: bool, sizes: dict[int, tuple[Any, Any]] | None = None,
 ) -> dict[int, set[int]]:
     """Check each annotation record; the known category ids annotated per image id."""
     ann_ids: set[int] = set()
@@ -258,12 +266,13 @@ def _check_annotations(
             out.add(f"{f}.category_id", f"unknown category id {cid} (not in 'categories')")
         elif _is_int(iid):
             positives.setdefault(iid, set()).add(cid)
-        _check_bbox(out, f, a)
+        if _check_bbox(out, f, a) and sizes and _is_int(iid) and iid in sizes:
+            _check_inside(out, f, a, iid, *sizes[iid])
     return positives
 
 
-def _check_bbox(out: Collector, f: str, a: dict[str, Any]) -> None:
-    """``bbox`` is ``[x, y, w, h]``: four finite numbers with ``w > 0`` and ``h > 0``."""
+def _check_bbox(out: Collector, f: str, a: dict[str, Any]) -> bool:
+    """``bbox`` is ``[x, y, w, h]``: four finite numbers with ``w > 0`` and ``h > 0``; whether it is."""
     bbox = a.get("bbox")
     if "bbox" not in a:
         out.add(f"{f}.bbox", "missing (expected [x, y, w, h])")
@@ -271,6 +280,21 @@ def _check_bbox(out: Collector, f: str, a: dict[str, Any]) -> None:
         out.add(f"{f}.bbox", f"expected [x, y, w, h]: 4 finite numbers, got {_short(bbox)}")
     elif bbox[2] <= 0 or bbox[3] <= 0:
         out.add(f"{f}.bbox", f"expected w > 0 and h > 0, got {_short(bbox)}")
+    else:
+        return True
+    return False
+
+
+def _check_inside(out: Collector, f: str, a: dict[str, Any], image_id: int, width: Any, height: Any) -> None:
+    """The box lies in its image up to ``BOX_OVERHANG_PX`` (the loader clips what is left over)."""
+    if not (_is_number(width) and _is_number(height)):
+        return  # the image's own check names a bad size
+    x, y, w, h = a["bbox"]
+    overhang = max(-x, -y, x + w - width, y + h - height)
+    if overhang > BOX_OVERHANG_PX or min(x + w, width) <= max(x, 0) or min(y + h, height) <= max(y, 0):
+        out.add(f"{f}.bbox", f"annotation id {_short(a.get('id'))}: box {_short(a['bbox'])} extends {overhang:g} px "
+                             f"beyond its image (id {image_id}, {width} × {height}); at most {BOX_OVERHANG_PX:g} px "
+                             "is clipped")
     area = a.get("area")
     if "area" not in a:
         out.add(f"{f}.area", "missing (expected a finite number >= 0, the box's area in pixels; the evaluator "

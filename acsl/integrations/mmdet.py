@@ -32,27 +32,25 @@ import functools
 import inspect
 import json
 import os
+import sys
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from mmdet.registry import HOOKS as MMDET_HOOKS
 from mmdet.registry import METRICS as MMDET_METRICS
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.dist import get_rank
-from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
-from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
-from mmengine.registry import Registry
 from torch import nn
 
-from ..evaluation.lvis_eval import METRIC_NAMES, evaluate_lvis, load_lvis_gt
 from ..losses.registry import LOSSES, build_loss
+from .mmdet_metric import LVISMetric, lvis_detections  # noqa: F401 (registered there; re-exported)
+from .mmdet_scope import SCOPE, scoped
 
-SCOPE = "acsl"
 
 #: mmdet type (without the scope) → acsl loss name: every loss of ``acsl.losses.LOSSES`` whose classifier is
 #: the plain C + 1 linear layer (Seesaw's cosine classifier with an objectness branch and BAGS's group
@@ -71,13 +69,7 @@ _CROSS_ENTROPY_OPTIONS = frozenset({"use_sigmoid", "use_mask", "class_weight", "
                                     "ignore_index"})
 
 
-def _child(parent: Registry) -> Registry:
-    """The registry of scope ``acsl`` under one of mmdet's (created once; a re-import reuses it)."""
-    existing = parent.children.get(SCOPE)
-    return existing if existing is not None else Registry(parent.name, parent=parent, scope=SCOPE)
-
-
-MODELS, METRICS, HOOKS = _child(MMDET_MODELS), _child(MMDET_METRICS), _child(MMDET_HOOKS)
+MODELS, METRICS, HOOKS = scoped(MMDET_MODELS), scoped(MMDET_METRICS), scoped(MMDET_HOOKS)
 
 
 class ClassStatistics(NamedTuple):
@@ -178,6 +170,23 @@ class MMDetLoss(nn.Module):
             raise ValueError(f"{kind}: {error}{hint}") from None
         self.loss_weight = float(loss_weight)
         self.ann_file = None if ann_file is None else str(ann_file)
+        self._head = _head_being_built(self)  # a weak reference (no submodule): init_weights sets its bias
+
+    def init_weights(self) -> None:
+        """Start the bbox head's classifier at the loss's prior (``ClassificationLoss.initial_bias``: sigmoid
+        losses π on every column, as acsl's own detector starts), where mmdet's init leaves the bias at 0, i.e.
+        p = 0.5 on every class. mmengine calls a child's ``init_weights`` after its parent's ``init_cfg`` and
+        before a ``Pretrained`` one, so a config writes nothing for it and a loaded checkpoint still wins."""
+        head = self._head() if self._head is not None else None
+        bias = self.loss.initial_bias()
+        classifier = getattr(head, "fc_cls", None)
+        if bias is None or classifier is None or getattr(classifier, "bias", None) is None:
+            return
+        if classifier.bias.shape != bias.shape:
+            raise ValueError(f"{SCOPE}.{type(self).__name__}: the bbox head's fc_cls has {classifier.bias.numel()} "
+                             f"outputs, the loss {bias.numel()}")
+        with torch.no_grad():
+            classifier.bias.copy_(self.from_acsl(bias.to(classifier.bias)[None])[0])  # background last
 
     @property
     def num_classes(self) -> int:
@@ -249,6 +258,19 @@ class MMDetLoss(nn.Module):
             return {"acc_classes": correct.float() * 100.0 / foreground.sum().clamp(min=1).float()}
 
 
+def _head_being_built(loss: nn.Module) -> weakref.ReferenceType | None:
+    """The mmdet bbox head (a ``BBoxHead``) whose constructor is building ``loss`` (mmdet builds ``loss_cls``
+    inside ``BBoxHead.__init__``), found on the call stack; None for a loss built on its own."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, nn.Module) and candidate is not loss and any(
+                cls.__name__ == "BBoxHead" for cls in type(candidate).__mro__):
+            return weakref.ref(candidate)
+        frame = frame.f_back
+    return None
+
+
 def _register_losses() -> dict[str, type[MMDetLoss]]:
     adapters = {}
     for type_name, loss_name in LOSS_TYPES.items():
@@ -267,65 +289,6 @@ ADAPTERS: dict[str, type[MMDetLoss]] = _register_losses()
 globals().update(ADAPTERS)
 
 
-def lvis_detections(results: Sequence[dict], category_ids: Sequence[int]) -> list[dict]:
-    """LVIS result dicts from ``LVISMetric.process``'s records: boxes [x1, y1, x2, y2] → [x, y, w, h] (in
-    float64, as mmdet's ``results2json``), label k → ``category_ids[k]``."""
-    ids = np.asarray(category_ids, dtype=np.int64)
-    detections: list[dict] = []
-    for result in results:
-        boxes = np.asarray(result["bboxes"], dtype=np.float64).reshape(-1, 4)
-        xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-        labels = np.asarray(result["labels"], dtype=np.int64).reshape(-1)
-        scores = np.asarray(result["scores"], dtype=np.float64).reshape(-1)
-        image_id = result["img_id"]
-        detections.extend({"image_id": image_id, "category_id": category, "bbox": box, "score": score}
-                          for category, box, score in zip(ids[labels].tolist(), xywh.tolist(), scores.tolist()))
-    return detections
-
-
-def _numpy(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-
-
-class LVISMetric(BaseMetric):
-    """LVIS box AP by ``acsl.evaluation.evaluate_lvis`` (docs/ARCHITECTURE.md, "Evaluation rules"): at most
-    ``max_dets`` detections per image, the federated rules, r/c/f groups from the file's ``frequency``.
-
-    Reports ``bbox_AP``, ``bbox_AP50``, ``bbox_AP75``, ``bbox_APs``, ``bbox_APm``, ``bbox_APl``, ``bbox_APr``,
-    ``bbox_APc``, ``bbox_APf`` (prefix ``lvis/``), as mmdet's ``LVISMetric`` does, unrounded fractions in
-    [0, 1], NaN where no ground truth defines one. Every image of ``ann_file`` is evaluated; mmdet's label k
-    is the k-th category of the file.
-    """
-
-    default_prefix = "lvis"
-
-    def __init__(self, ann_file: str | os.PathLike, metric: str | Sequence[str] = "bbox", max_dets: int = 300,
-                 collect_device: str = "cpu", prefix: str | None = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        metrics = [metric] if isinstance(metric, str) else list(metric)
-        if metrics != ["bbox"]:
-            raise ValueError(f"acsl.LVISMetric evaluates boxes only (metric='bbox'), got {metric!r}")
-        self.ann_file = str(ann_file)
-        self.max_dets = int(max_dets)
-        self.ground_truth = load_lvis_gt(self.ann_file)
-        self.category_ids = [int(category["id"]) for category in self.ground_truth["categories"]]
-
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        for sample in data_samples:
-            prediction = sample["pred_instances"]
-            self.results.append({"img_id": sample["img_id"], "bboxes": _numpy(prediction["bboxes"]),
-                                 "scores": _numpy(prediction["scores"]), "labels": _numpy(prediction["labels"])})
-
-    def compute_metrics(self, results: list) -> dict[str, float]:
-        metrics = evaluate_lvis(self.ground_truth, lvis_detections(results, self.category_ids), self.max_dets)
-        values = {f"bbox_{name}": float(metrics[name]) for name in METRIC_NAMES}
-        MMLogger.get_current_instance().info(
-            "acsl.LVISMetric (faster-coco-eval, federated rules): " + ", ".join(
-                f"{name} {metrics[name]:.4f}" for name in METRIC_NAMES))
-        return values
-
-
-METRICS.register_module(name="LVISMetric", module=LVISMetric, force=True)
 
 
 def train_only(model: nn.Module, trainable: Sequence[str]) -> list[str]:

@@ -93,6 +93,10 @@ class ACSL(SeededDraws, ClassificationLoss):
             # share one with column i.
             bits = [0] + [_GROUP_BIT[g] for g in self.class_frequencies]
             self.register_buffer("_column_bits", torch.tensor(bits, dtype=torch.uint8), persistent=False)
+            # Row r: the columns a background RoI whose bits are r keeps (8 patterns of the 3 group bits), so
+            # a background row's weights are one lookup instead of a pass over the whole matrix.
+            patterns = torch.arange(8, dtype=torch.uint8).unsqueeze(1)
+            self.register_buffer("_background_keep", (patterns & self._column_bits) != 0, persistent=False)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, xi={self.xi}, statistic_free={self.statistic_free}"
@@ -119,8 +123,7 @@ class ACSL(SeededDraws, ClassificationLoss):
                 row_bits = torch.full((labels.shape[0],), _GROUP_BIT["f"], dtype=torch.uint8, device=z.device)
                 row_bits[self._draw_rows(bg_rows, self.common_fraction)] |= _GROUP_BIT["c"]
                 row_bits[self._draw_rows(bg_rows, self.rare_fraction)] |= _GROUP_BIT["r"]
-                bg_keep = (row_bits.unsqueeze(1) & self._column_bits) != 0
-                keep = torch.where(background.unsqueeze(1), bg_keep, keep)
+                keep[bg_rows] = self._background_keep[row_bits[bg_rows].long()]  # their columns share a bit
         # w_k = 1 on the ground-truth column (column 0 for background RoIs); with a label hierarchy on
         # every positive column (the class and its ancestors).
         if self.multi_label:

@@ -38,7 +38,9 @@ def cached_weights_path(url: str) -> Path:
 
 
 def _reason(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+    """The cause, whole: its type and message, lines joined (torch's explanations run over several sentences)."""
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 @contextmanager

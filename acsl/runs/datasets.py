@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import LVISData, OpenImagesData, SyntheticConfig
 from ..data import LVISDetection, generate_benchmark
+from ..data.categories import require_same_categories
 from ..data.coarse import CoarseLabels
 from ..data.subset import FirstImages
 from ..data.synthetic import CONTENT_VERSION, SyntheticBenchmark
@@ -103,6 +104,9 @@ def load_datasets(spec: ExperimentSpec, data_root: str | Path, progress: bool = 
     small = isinstance(spec.settings.data, SyntheticConfig)  # decoded once, kept in memory across epochs and runs
     train_set = LVISDetection(train_json, train_images, train=True, hflip_prob=hflip, seed=spec.seed, keep_decoded=small)
     val_set = LVISDetection(val_json, val_images, keep_decoded=small)
+    require_same_categories(train_set, val_set)  # before anything trains: columns and predictions map by id
+    for dataset in (train_set, val_set):  # every image a run reads is there before it trains (one stat each)
+        dataset.require_images(spec.subset)
     if spec.subset is not None:
         train_set, val_set = FirstImages(train_set, spec.subset), FirstImages(val_set, spec.subset)
     if spec.stage == 0:  # the pretrained start: the same images, boxes labelled by shape

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
+import shutil
 import sys
 import time
 import warnings
@@ -29,7 +29,6 @@ from typing import Any
 
 from ..data.samplers import build_sampler
 from ..engine import CHECKPOINT_NAME, distributed, load_checkpoint, load_stage1_weights, predict, resolve_device, train
-from ..evaluation import evaluate_lvis
 from ..io import (CorruptRecordError, atomic_write_json, ensure_writable_dir, move_aside, read_json_record,
                   remove_stale_temporaries)
 from ..locks import exclusive
@@ -39,12 +38,12 @@ from ..models.detector import load_detector_init
 from ..models.classifiers import apply_stage2_classifier
 from .datasets import Datasets, data_files, evaluation_truth, load_datasets
 from .identity import bounded, checkpoint_finished, data_identity, record_data, run_key, stale_run_notes
+from .scoring import REPORTED_METRICS, score_detections  # noqa: F401 (re-exported)
 from .spec import ExperimentSpec
 
 METRICS_NAME = "metrics.json"
 TIMING_NAME = "timing.json"
 LOCKS_DIR = ".locks"  #: under the store root: one lock file per run (acsl.locks)
-REPORTED_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 
 #: Trains a spec with several processes (e.g. ``acsl.cli.launch.torchrun_launcher``): called with the spec
 #: and the store, it must leave the spec's finished checkpoint in the store.
@@ -99,6 +98,8 @@ class RunStore:
         self.launcher = launcher
         self.amp, self.channels_last, self.workers = amp, channels_last, workers
         self._loaded: dict[tuple, Datasets] = {}
+        #: The run that was training when an error or Ctrl-C stopped the store (the innermost one), else None.
+        self.stopped_run: Path | None = None
         self.max_iters, self.cache_limit_gb = max_iters, cache_limit_gb
         self._identities: dict[str, dict | None] = {}
         self._noted: set[str] = set()
@@ -164,6 +165,17 @@ class RunStore:
             return self._train_checkpoint(spec, checkpoint)
 
     def _train_checkpoint(self, spec: ExperimentSpec, checkpoint: Path) -> Path:
+        run_dir = self.run_dir(spec)
+        created = not run_dir.exists()
+        try:
+            return self._train_new_checkpoint(spec, checkpoint)
+        except BaseException:  # an error before the first checkpoint leaves no run folder without a run
+            self.stopped_run = self.stopped_run or run_dir
+            if created and distributed.is_main_process() and run_dir.is_dir() and not checkpoint.exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+    def _train_new_checkpoint(self, spec: ExperimentSpec, checkpoint: Path) -> Path:
         if distributed.is_main_process():
             self.run_dir(spec).mkdir(parents=True, exist_ok=True)
             record_data(self.run_dir(spec), spec, self.data_identity(spec))
@@ -314,31 +326,6 @@ class RunStore:
         atomic_write_json(run_dir / METRICS_NAME, record)
         distributed.barrier()
         return read_record(run_dir)  # the same form a cached read gives
-
-
-def score_detections(spec: ExperimentSpec, val_json: Path | dict, detections: list[dict]) -> tuple[dict, dict]:
-    """(metrics in percent, per-class AP in percent): LVIS AP with the federated rules, or on the Open
-    Images track the challenge's AP@0.5 with its class hierarchy (docs/ARCHITECTURE.md, "Evaluation rules").
-    ``val_json``: the val file, or the ground truth itself (a subset run's)."""
-    if spec.settings.track == "openimages":
-        result = _evaluate_openimages(val_json, detections)
-        metrics = {"AP50_OI": 100.0 * result["AP50"]}
-    else:
-        result = evaluate_lvis(val_json, detections)
-        metrics = {name: 100.0 * result[name] for name in REPORTED_METRICS}
-    return metrics, {str(k): 100.0 * v for k, v in result["per_class_AP"].items()}
-
-
-def _evaluate_openimages(val_json: Path | dict, detections: list[dict]) -> dict[str, Any]:
-    """The Open Images challenge metric on the track's val file, with its class hierarchy."""
-    from ..data.hierarchy import ClassHierarchy
-    from ..evaluation.openimages_eval import evaluate_openimages
-
-    truth = val_json if isinstance(val_json, dict) else json.loads(Path(val_json).read_text())
-    hierarchy = ClassHierarchy.from_category_json(truth.get("hierarchy", {}))
-    # The multi-label detectors score every parent class themselves; expanding their detections as well
-    # would add a duplicate parent box per object (the challenge's evaluator expands only the ground truth).
-    return evaluate_openimages(truth, detections, hierarchy=hierarchy, expand_detections=False)
 
 
 def _readable(path: Path) -> dict[str, Any] | None:
