@@ -25,6 +25,23 @@ def _detector(dataset, architecture="faster_rcnn"):
     return build_detector(replace(get_profile("smoke").detector, architecture=architecture), dataset.num_classes, loss)
 
 
+def _rpn_outputs(model, dataset, index, flip):
+    """(FPN maps, training proposals, resized targets, image sizes) of (image, flip) under the frozen detector."""
+    images, targets = collate_detection([dataset.get(index, flip)])
+    image_list, targets = model.transform(images, targets)
+    features = model.backbone(image_list.tensors)
+    proposals, _ = model.rpn(image_list, features, targets)
+    return features, proposals, targets, image_list.image_sizes
+
+
+def _train_mode_frozen(model):
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    return model
+
+
 @pytest.fixture(scope="module")
 def cache(smoke_train, tmp_path_factory):
     return build_roi_cache(_detector(smoke_train), smoke_train, tmp_path_factory.mktemp("c") / "roi_cache",
@@ -34,19 +51,12 @@ def cache(smoke_train, tmp_path_factory):
 def test_cached_features_are_the_box_head_features_of_the_sampled_rois(smoke_train, cache):
     assert cache.features.dtype == np.float16 and isinstance(cache.features, np.memmap)
     assert cache.offsets.shape == (len(smoke_train), 2, 1, 2) and cache.heads == 1
-    model = _detector(smoke_train)
-    model.train()
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
+    model = _train_mode_frozen(_detector(smoke_train))
     index, flip = 5, True
-    images, targets = collate_detection([smoke_train.get(index, flip)])
     with torch.no_grad(), model.sampling_keys([mix_seed(0, index, int(flip))]):
-        image_list, targets = model.transform(images, targets)
-        features = model.backbone(image_list.tensors)
-        proposals, _ = model.rpn(image_list, features, targets)
+        features, proposals, targets, sizes = _rpn_outputs(model, smoke_train, index, flip)
         proposals, _, labels, _ = model.roi_heads.select_training_samples(proposals, targets)
-        expected = model.roi_heads.box_head(model.roi_heads.box_roi_pool(features, proposals, image_list.image_sizes))
+        expected = model.roi_heads.box_head(model.roi_heads.box_roi_pool(features, proposals, sizes))
     rows = cache.rows(index, flip)
     assert len(rows) == len(labels[0]) == get_profile("smoke").detector.rois_per_image
     torch.testing.assert_close(torch.from_numpy(np.asarray(cache.features[rows], dtype=np.float32)), expected,
@@ -86,14 +96,6 @@ def test_training_on_the_cache_changes_the_classifier_only(smoke_train, cache, t
     assert len(losses) == 2 * len(smoke_train) // 4
 
 
-def _train_mode_frozen(model):
-    model.train()
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
-    return model
-
-
 def test_a_cascade_cache_holds_each_heads_rows_as_the_exact_stage2_draws_them(smoke_train, tmp_path):
     """Rows of heads 1–3 equal the box-head outputs (and labels) an exact training forward of Cascade R-CNN
     computes under the same sampling key: head t's RoIs are drawn among head t − 1's refined boxes."""
@@ -108,12 +110,8 @@ def test_a_cascade_cache_holds_each_heads_rows_as_the_exact_stage2_draws_them(sm
     original = loss.forward
     loss.forward = lambda logits, labels, *a, **k: (labels_seen.append(labels), original(logits, labels, *a, **k))[1]
     index, flip = 3, True
-    images, targets = collate_detection([smoke_train.get(index, flip)])
     with torch.no_grad(), model.sampling_keys([mix_seed(0, index, int(flip))]):
-        image_list, targets = model.transform(images, targets)
-        features = model.backbone(image_list.tensors)
-        proposals, _ = model.rpn(image_list, features, targets)
-        model.roi_heads(features, proposals, image_list.image_sizes, targets)
+        model.roi_heads(*_rpn_outputs(model, smoke_train, index, flip))
     assert len(seen) == len(labels_seen) == 3
     for head, (expected, labels) in enumerate(zip(seen, labels_seen)):
         rows = cache.rows(index, flip, head)
