@@ -111,7 +111,8 @@ def test_a_cascade_cache_holds_each_heads_rows_as_the_exact_stage2_draws_them(sm
     loss.forward = lambda logits, labels, *a, **k: (labels_seen.append(labels), original(logits, labels, *a, **k))[1]
     index, flip = 3, True
     with torch.no_grad(), model.sampling_keys([mix_seed(0, index, int(flip))]):
-        model.roi_heads(*_rpn_outputs(model, smoke_train, index, flip))
+        features, proposals, targets, sizes = _rpn_outputs(model, smoke_train, index, flip)
+        model.roi_heads(features, proposals, sizes, targets)
     assert len(seen) == len(labels_seen) == 3
     for head, (expected, labels) in enumerate(zip(seen, labels_seen)):
         rows = cache.rows(index, flip, head)
