@@ -318,12 +318,12 @@ def test_parallel_jobs_start_the_longest_notebooks_first(tmp_path):
     notebooks = [NOTEBOOKS_DIR / f"{name}.ipynb" for name in ("fig1_label_distribution", "table2_xi_ablation",
                                                               "table3_backbones", "table6_openimages_tail")]
     assert [p.stem for p in execution_order(notebooks)] == [
-        "table3_backbones", "table2_xi_ablation", "fig1_label_distribution", "table6_openimages_tail"]
+        "table2_xi_ablation", "table3_backbones", "fig1_label_distribution", "table6_openimages_tail"]
     manifest = tmp_path / "manifest.json"  # the last report's own wall times take precedence
     manifest.write_text(json.dumps({"fig1_label_distribution": {"wall_s": 5000.0}, "_provenance": {}}))
     assert execution_order(notebooks, manifest)[0].stem == "fig1_label_distribution"
     manifest.write_text("{not json")
-    assert execution_order(notebooks, manifest)[0].stem == "table3_backbones"
+    assert execution_order(notebooks, manifest)[0].stem == "table2_xi_ablation"
     assert default_jobs("cuda") == 1 and default_jobs("cpu") == max(1, os.cpu_count() or 1)
     assert kernel_threads("cpu") == 1 and kernel_threads("cuda") is None  # the numbers do not depend on --jobs
     with pytest.raises(ValueError, match="jobs must be >= 1, got 0"):
