@@ -158,8 +158,11 @@ class LVISDetection(torch.utils.data.Dataset):
     def missing_images(self, count: int | None = None) -> list[int]:
         """The items (of the first ``count``; None: all) whose image file is at none of its candidate paths: one
         ``stat`` per candidate tried (LVIS v0.5: two per image, the 2014 name, then the 2017 one)."""
-        return [index for index in range(len(self) if count is None else min(count, len(self)))
+        return [index for index in range(self._first(count))
                 if not any(p.is_file() for p in image_path_candidates(self.image_info(index), self.image_root))]
+
+    def _first(self, count: int | None) -> int:
+        return len(self) if count is None else min(count, len(self))
 
     def require_images(self, count: int | None = None, shown: int = 5) -> None:
         """Refuse (``ImagesMissingError``) a set whose image files (of the first ``count``) are not all there,
@@ -172,8 +175,7 @@ class LVISDetection(torch.utils.data.Dataset):
                  f"{', '.join(str(p) for p in image_path_candidates(self.image_info(index), self.image_root))}"
                  for index in missing[:shown]]
         more = f"\n  … and {len(missing) - shown} more" if len(missing) > shown else ""
-        checked = len(self) if count is None else min(count, len(self))
-        raise ImagesMissingError(f"{len(missing)} of the {checked} images of {self.ann_file} are missing under "
+        raise ImagesMissingError(f"{len(missing)} of the {self._first(count)} images of {self.ann_file} are missing under "
                                  f"{self.image_root}:\n" + "\n".join(lines) + more +
                                  "\n(`acsl data check` lists them; `acsl data download` fetches the images)")
 
@@ -233,8 +235,8 @@ class LVISDetection(torch.utils.data.Dataset):
             xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float64)
             boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1).to(torch.float32)
             # the file's check allows an overhang of validate.BOX_OVERHANG_PX at most; clip it (a no-op inside)
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, image.shape[-1])
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, image.shape[-2])
+            boxes[:, 0::2].clamp_(0, image.shape[-1])
+            boxes[:, 1::2].clamp_(0, image.shape[-2])
             labels = torch.tensor(
                 [self.category_id_to_label[a["category_id"]] for a in anns], dtype=torch.int64
             )

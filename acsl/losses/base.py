@@ -143,7 +143,7 @@ class ClassificationLoss(nn.Module):
             return logits.sum() * 0.0
         z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
         value = self.loss(z, labels.long())
-        if value.device.type == "cpu" and not torch.isfinite(value.detach()).all():
+        if value.device.type == "cpu" and not torch.isfinite(value.detach()):
             self._diagnose_non_finite(logits)
         return value
 
