@@ -25,6 +25,7 @@ from acsl.models.detector import load_detector_init
 from acsl.models.weights import WeightsFileError
 from acsl.runs import ExperimentSpec, RunStore, baseline_spec, build_model, decoupled_spec
 from acsl.runs.identity import DATA_RECORD
+from conftest import openimages_layout
 
 #: A scaled-down detector for the paper-scale profiles: seconds on a CPU, no download.
 TINY = (("backbone", "narrow_resnet"), ("fpn_channels", 64), ("init", None), ("min_size", 64), ("max_size", 64),
@@ -229,37 +230,8 @@ def test_cache_size_estimate_is_close_and_a_too_large_cache_is_refused(smoke_tra
 
 # ------------------------------------------------------------------------------- Open Images
 
-CLASSES = "/m/animal,Animal\n/m/cat,Cat\n/m/car,Car\n"
-HIERARCHY = {"LabelName": "/m/0bl9f", "Subcategory": [
-    {"LabelName": "/m/animal", "Subcategory": [{"LabelName": "/m/cat"}]}, {"LabelName": "/m/car"}]}
-BOX_HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n"
-LABEL_HEADER = "ImageID,Source,LabelName,Confidence\n"
-
-
-def _openimages_layout(root: Path, images: int = 6) -> Path:
-    """The challenge-2019 files (official headers) and generated JPEGs, as `acsl data download openimages`
-    and the user's image fetch lay them out."""
-    folder = root / "openimages" / "annotations"
-    folder.mkdir(parents=True)
-    (folder / "challenge-2019-classes-description-500.csv").write_text(CLASSES)
-    (folder / "challenge-2019-label500-hierarchy.json").write_text(json.dumps(HIERARCHY))
-    for split in ("train", "validation"):
-        (root / "openimages" / "images" / split).mkdir(parents=True)
-        boxes, labels = [BOX_HEADER], [LABEL_HEADER]
-        for k in range(images):
-            image_id = f"{split[:2]}{k:04d}"
-            Image.new("RGB", (80, 60), (30 * k % 255, 90, 160)).save(root / "openimages" / "images" / split / f"{image_id}.jpg")
-            label = "/m/cat" if k % 2 else "/m/car"
-            boxes.append(f"{image_id},xclick,{label},1,0.1,0.6,0.2,0.7,0,0,{int(k == 3)},0,0\n")
-            labels.append(f"{image_id},verification,{label},1\n")
-            labels.append(f"{image_id},verification,{'/m/car' if k % 2 else '/m/animal'},0\n")
-        (folder / f"challenge-2019-{split}-detection-bbox.csv").write_text("".join(boxes))
-        (folder / f"challenge-2019-{split}-detection-human-imagelabels.csv").write_text("".join(labels))
-    return root
-
-
 def test_openimages_profile_trains_and_evaluates_on_the_challenge_files(tmp_path):
-    data = _openimages_layout(tmp_path / "data")
+    data = openimages_layout(tmp_path / "data")
     spec = ExperimentSpec("openimages", "bce", batch_size=2, max_iters=2, detector=TINY)
     store = RunStore(tmp_path / "runs", data_root=data, progress=False)
     train_set, val_set, val_json = store.datasets(spec)

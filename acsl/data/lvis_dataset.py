@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .hierarchy import ClassHierarchy
 from .paths import image_path_candidates
 from .validate import AnnotationError, FirstProblem, validate_records
 
@@ -123,17 +124,30 @@ class LVISDetection(torch.utils.data.Dataset):
         }
         self.frequencies: list[str] = [str(c["frequency"]) for c in self.categories]
         self.image_ids: list[int] = [int(im["id"]) for im in data["images"]]
+        # An Open Images file's class hierarchy: a box of a class is also one of each ancestor, the labels the
+        # multi-label loss trains (acsl.data.openimages_groups); an LVIS file has none.
+        hierarchy = ClassHierarchy.from_category_json(data["hierarchy"]) if data.get("hierarchy") else None
+        unknown = sorted({a for c in (hierarchy.parents if hierarchy else {}) for a in (c, *hierarchy.ancestors(c))}
+                         - set(self.category_id_to_label))
+        if unknown:
+            raise AnnotationError(f"{self.ann_file}: field 'hierarchy' names category ids that are not in "
+                                  f"'categories': {unknown[:10]}")
+        expanded = {cid: (cid, *sorted(hierarchy.ancestors(cid))) if hierarchy else (cid,)
+                    for cid in self.label_to_category_id}
         images_with: dict[int, set[int]] = {cid: set() for cid in self.label_to_category_id}
         classes_in: dict[int, set[int]] = {image_id: set() for image_id in self.image_ids}
         instances: dict[int, int] = dict.fromkeys(self.label_to_category_id, 0)
         for annotation in data["annotations"]:
-            images_with[annotation["category_id"]].add(annotation["image_id"])
-            instances[annotation["category_id"]] += 1
-            classes_in[annotation["image_id"]].add(self.category_id_to_label[annotation["category_id"]])
-        #: Per label 1..C (list index label − 1): training images containing the class, and its boxes.
+            for cid in expanded[annotation["category_id"]]:
+                images_with[cid].add(annotation["image_id"])
+                instances[cid] += 1
+                classes_in[annotation["image_id"]].add(self.category_id_to_label[cid])
+        #: Per label 1..C (list index label − 1): training images containing the class, and its boxes, on the
+        #: ancestor-expanded labels where the file has a ``hierarchy`` (Open Images).
         self.image_counts: list[int] = [len(images_with[cid]) for cid in self.label_to_category_id]
         self.instance_counts: list[int] = [instances[cid] for cid in self.label_to_category_id]
-        #: Per item: the sorted labels (1..C) of the classes annotated in it (what image samplers need).
+        #: Per item: the sorted labels (1..C) of the classes annotated in it, ancestors included (what image
+        #: samplers need).
         self.image_labels: list[tuple[int, ...]] = [tuple(sorted(classes_in[i])) for i in self.image_ids]
 
     # ------------------------------------------------------------------------------------------

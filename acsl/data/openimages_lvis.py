@@ -6,9 +6,10 @@
 writes its internal form, which already carries the LVIS fields the loaders need plus the ``hierarchy``
 (for the multi-label loss and the challenge metric) and the verified image-level labels, as
 ``<root>/openimages/annotations/lvis-format/openimages_{train,val}.json``: once, atomically, and again
-only when a source file or the number of images in a folder changed. Each category gets LVIS's
-``frequency`` from its training-image count; the val file carries the training statistics (LVIS's
-convention), so both splits share one category list.
+only when a source file or the number of images in a folder changed. Each category gets its image and
+box counts on the ancestor-expanded labels it is trained on, and a ``frequency`` group in the real
+Challenge 2019 shares (``acsl.data.openimages_groups``); the val file carries the training statistics
+(LVIS's convention), so both splits share one category list.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from typing import Any
 from ..io import atomic_write_text
 from .fingerprint import file_sha256
 from .openimages import read_openimages
-from .stats import frequency_from_image_count
+from .hierarchy import ClassHierarchy
+from .openimages_groups import expanded_counts, openimages_groups
 
 #: Bumped whenever what is written for the same sources changes; older files are rewritten.
-CONVERT_VERSION = "acsl-openimages-lvis-1"
+CONVERT_VERSION = "acsl-openimages-lvis-2"  # 2: counts on expanded labels, groups in the real shares
 CHALLENGE = "challenge-2019"
 CLASSES_FILE = f"{CHALLENGE}-classes-description-500.csv"
 HIERARCHY_FILE = f"{CHALLENGE}-label500-hierarchy.json"
@@ -91,6 +93,18 @@ def _read_split(root: Path, split: str) -> dict[str, Any]:
     return data
 
 
+def _count_expanded(train: dict[str, Any]) -> None:
+    """Give each train category its image and box counts on the ancestor-expanded labels and its frequency
+    group in the real Challenge 2019 shares (``acsl.data.openimages_groups``), in place."""
+    ids = [category["id"] for category in train["categories"]]
+    image_counts, instance_counts = expanded_counts(train["annotations"],
+                                                    ClassHierarchy.from_category_json(train["hierarchy"]), ids)
+    groups = openimages_groups(image_counts, instance_counts)
+    for category in train["categories"]:
+        category.update(image_count=image_counts[category["id"]], instance_count=instance_counts[category["id"]],
+                        frequency=groups[category["id"]])
+
+
 def openimages_lvis_files(root: str | Path) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
     """((train file, train images), (val file, val images)) of the real Open Images challenge under
     ``root``, converted first where missing or stale (module docstring). A ``DataMissingError`` names
@@ -103,8 +117,7 @@ def openimages_lvis_files(root: str | Path) -> tuple[tuple[Path, Path], tuple[Pa
     train_path, val_path = converted_file(root, "train"), converted_file(root, "val")
     if not (_up_to_date(train_path, key) and _up_to_date(val_path, key)):
         train = _read_split(root, "train")
-        for category in train["categories"]:
-            category["frequency"] = frequency_from_image_count(category["image_count"])
+        _count_expanded(train)
         val = _read_split(root, "val")
         stats = {c["id"]: c for c in train["categories"]}
         for category in val["categories"]:  # LVIS's convention: val carries the training statistics

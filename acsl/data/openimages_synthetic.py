@@ -14,7 +14,9 @@ It starts from the synthetic long-tail benchmark generated with the Open Images 
   ``neg_category_ids`` the verified negatives, the generator's truly absent classes (LVIS's
   ``neg_category_ids``) and every parent all of whose children are among them.
 
-The result keeps the LVIS fields (``frequency`` and the federated lists), so the LVIS loaders read it,
+Each class's ``image_count``, ``instance_count`` and ``frequency`` group are those of the labels it is
+trained on, ancestors expanded, with the groups in the real Challenge 2019 shares
+(``acsl.data.openimages_groups``). The result keeps the LVIS fields (``frequency`` and the federated lists), so the LVIS loaders read it,
 and adds ``hierarchy`` (category id → parent ids) and ``is_group_of`` per box: the internal Open Images
 form that ``acsl.data.openimages.read_openimages`` also produces.
 """
@@ -29,10 +31,11 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_json
-from .stats import frequency_from_image_count
+from .hierarchy import ClassHierarchy
+from .openimages_groups import expanded_counts, openimages_groups
 
 #: Bumped whenever what ``openimages_style`` writes for the same benchmark changes; older files are rewritten.
-STYLE_VERSION = "acsl-openimages-style-1"
+STYLE_VERSION = "acsl-openimages-style-2"  # 2: counts on expanded labels, groups in the real shares
 
 
 def openimages_style(lvis: dict[str, Any], seed: int = 0, group_of_fraction: float = 0.5,
@@ -88,20 +91,20 @@ def openimages_style(lvis: dict[str, Any], seed: int = 0, group_of_fraction: flo
         images.append({**image, "pos_category_ids": sorted(present[image["id"]]),
                        "neg_category_ids": sorted(negatives - present[image["id"]])})
 
-    image_sets, instances = defaultdict(set), defaultdict(int)
-    for annotation in annotations:
-        image_sets[annotation["category_id"]].add(annotation["image_id"])
-        instances[annotation["category_id"]] += 1
     records = [{**c} for c in categories]
     for shape, pid in sorted(parents.items(), key=lambda item: item[1]):
         records.append({"id": pid, "name": f"any_{shape}", "synset": f"synthetic.any_{shape}.n.01",
                         "synonyms": [f"any_{shape}"], "def": f"any {shape} (parent class)", "shape": shape,
                         "color": None, "marking": None, "lookalike_of": None})
-    for record in records:
-        record["image_count"] = len(image_sets[record["id"]])
-        record["instance_count"] = instances[record["id"]]
-        record["frequency"] = frequency_from_image_count(record["image_count"])
     hierarchy = {str(r["id"]): ([parent_of[r["id"]]] if r["id"] in parent_of else []) for r in records}
+    # counts and groups on the labels each class is trained on (acsl.data.openimages_groups)
+    image_counts, instance_counts = expanded_counts(annotations, ClassHierarchy.from_category_json(hierarchy),
+                                                    [r["id"] for r in records])
+    groups = openimages_groups(image_counts, instance_counts)
+    for record in records:
+        record["image_count"] = image_counts[record["id"]]
+        record["instance_count"] = instance_counts[record["id"]]
+        record["frequency"] = groups[record["id"]]
     return {"info": {**lvis.get("info", {}), "style": STYLE_VERSION, "seed": seed}, "images": images, "annotations": annotations,
             "categories": records, "hierarchy": hierarchy}
 
@@ -145,8 +148,6 @@ def write_openimages_style(bench, seed: int = 0) -> tuple[Path, Path]:
 def hierarchy_ancestors(data: dict[str, Any], label_of: dict[int, int]) -> list[list[int]]:
     """Per label 1..C (``label_of``: category id → label), the labels of its ancestors, from an internal
     Open Images form's ``hierarchy``; what ``ClassificationLoss.set_label_hierarchy`` takes."""
-    from .hierarchy import ClassHierarchy
-
     hierarchy = ClassHierarchy.from_category_json(data.get("hierarchy", {}))
     ancestors = [[] for _ in label_of]
     for category_id, label in label_of.items():

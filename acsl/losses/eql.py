@@ -10,7 +10,9 @@ images) is below λ, other than its own. The gradient is w_j (p_j − y_j) / N. 
 layout column 0 (background) gets no loss and is dropped at test time, where score_j = σ(z_j).
 
 λ defaults to 1.77e-3: on LVIS v0.5 (56,740 training images) f < λ holds exactly for the rare and common
-classes (≤ 100 images). λ = 0 gives plain BCE over the C classes.
+classes (≤ 100 images). λ = 0 gives plain BCE over the C classes. ``tail_from_groups=True`` takes that
+tail from the training set's groups instead (T = 1 for the rare and common classes, λ unused): the Open
+Images track, whose groups follow the real dataset's shares (``acsl.data.openimages_groups``).
 
 Follows the authors' code, github.com/tztztztztz/eql.detectron2: ``projects/EQL/eql/fast_rcnn.py``
 (``EQLFastRCNNOutputs.eql_loss``: C logits, w as above, Σ / N; ``EQLFastRCNNOutputLayers``: every
@@ -37,7 +39,7 @@ class EQL(ClassificationLoss):
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None,
                  class_image_counts: Sequence[int] | None = None, class_instance_counts: Sequence[int] | None = None,
-                 num_images: int | None = None, lambda_: float = 1.77e-3) -> None:
+                 num_images: int | None = None, lambda_: float = 1.77e-3, tail_from_groups: bool = False) -> None:
         super().__init__(num_classes, class_frequencies)
         counts = self._check_counts("class_image_counts", class_image_counts)
         if not num_images or num_images < 1:
@@ -45,13 +47,19 @@ class EQL(ClassificationLoss):
         if lambda_ < 0:
             raise ValueError(f"EQL: lambda_ must be >= 0, got {lambda_!r}")
         self.lambda_ = float(lambda_)
-        frequency = counts / num_images
-        # T_λ per column (column 0, background, is not a classifier here).
-        self.register_buffer("tail_columns", torch.cat([torch.zeros(1, dtype=torch.bool), frequency < self.lambda_]),
-                             persistent=False)
+        self.tail_from_groups = bool(tail_from_groups)
+        if self.tail_from_groups:
+            if self.class_frequencies is None:
+                raise ValueError("EQL with tail_from_groups=True needs class_frequencies ('r'/'c'/'f' per class)")
+            tail = torch.tensor([f in ("r", "c") for f in self.class_frequencies], dtype=torch.bool)
+        else:
+            tail = counts / num_images < self.lambda_
+        # T per column (column 0, background, is not a classifier here).
+        self.register_buffer("tail_columns", torch.cat([torch.zeros(1, dtype=torch.bool), tail]), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, lambda_={self.lambda_}, tail_classes={int(self.tail_columns.sum())}"
+        rule = "tail=rare+common" if self.tail_from_groups else f"lambda_={self.lambda_}"
+        return f"num_classes={self.num_classes}, {rule}, tail_classes={int(self.tail_columns.sum())}"
 
     def weights(self, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """w = 1 − E(r) T_λ(f) (1 − y), shape [N, C + 1]; column 0 (no background logit) weighs 0."""
