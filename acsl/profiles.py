@@ -85,7 +85,8 @@ PROFILES: dict[str, Profile] = {
         description="a few dozen synthetic images; seconds per notebook; used by the tests",
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
-        loss_defaults={"eql": {"lambda_": 100.4 / 24}, "bags": {"bins": "0,1,6,36"}},
+        loss_defaults={"eql": {"lambda_": 100.4 / 24}, "droploss": {"lambda_": 100.4 / 24}, "gol": {"lambda_": 100.4 / 24},
+                       "bags": {"bins": "0,1,6,36"}},
         sampler_defaults={"repeat_factor": {"threshold": 12 / 24}},
     ),
     "quick": Profile(
@@ -111,7 +112,9 @@ PROFILES: dict[str, Profile] = {
         description="the embedded synthetic long-tail benchmark on a CPU; minutes",
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
-        loss_defaults={"eql": {"lambda_": 100.4 / 1000}, "bags": {"bins": "0,8,53,565"}},
+        # EQL's, DropLoss's and GOL's tail: the rare and common classes, as their λ cuts LVIS
+        loss_defaults={"eql": {"lambda_": 100.4 / 1000}, "droploss": {"lambda_": 100.4 / 1000},
+                       "gol": {"lambda_": 100.4 / 1000}, "bags": {"bins": "0,8,53,565"}},
         sampler_defaults={"repeat_factor": {"threshold": 57 / 1000}},
     ),
 }

@@ -183,7 +183,8 @@ def test_xi_outside_unit_interval_is_refused(xi):
 
 
 def test_clear_errors_for_bad_configuration():
-    with pytest.raises(ValueError, match="unknown loss 'magic'.*acsl, bags, bce, class_balanced, eql, eqlv2, federated, focal, ldam, seesaw, softmax_ce"):
+    with pytest.raises(ValueError, match="unknown loss 'magic'.*acsl, bags, bce, class_balanced, droploss, ecm, eql, eqlv2, federated, focal, gol, "
+                       "ldam, norcal, seesaw, softmax_ce"):
         build_loss("magic", C)
     with pytest.raises(ValueError, match="needs class_frequencies"):
         ACSL(C)

@@ -43,8 +43,10 @@ WORKERS = Path(__file__).parent / "workers"
 OPTIONS = {
     "ACSL": {"xi": 0.7}, "SigmoidBCE": {}, "EQL": {"lambda_": 0.3}, "EQLv2": {}, "FederatedLoss": {"num_sample_classes": 4},
     "FocalLoss": {}, "ClassBalancedCE": {}, "LDAM": {}, "SoftmaxCE": {},
+    "DropLoss": {"lambda_": 0.3}, "GOL": {"lambda_": 0.3}, "ECM": {}, "NorCal": {"gamma": 0.5},
 }
-CASES = [(name, options) for name, options in OPTIONS.items()] + [("ACSL", {"statistic_free": True})]
+CASES = [(name, options) for name, options in OPTIONS.items()] + [
+    ("ACSL", {"statistic_free": True}), ("GOL", {"droploss": False}), ("NorCal", {"base": "eqlv2", "gamma": 0.5})]
 
 
 def _lvis_file(path: Path) -> Path:
@@ -162,8 +164,18 @@ def test_get_activation_scores_each_loss_in_mmdet_column_order(mmdet_models, ann
         adapter = mmdet_models.build(dict(type=f"acsl.{name}", ann_file=str(ann_file), **options))
         scores = adapter.get_activation(logits)
         assert scores.shape == (len(logits), C + 1)
-        if name == "EQLv2":  # p_c · (1 − p_bg), the background's own probability last
+        if name in ("EQLv2", "ECM"):  # p_c · (1 − p_bg), the background's own probability last
             assert torch.equal(scores, torch.cat([p[:, :C] * (1 - p[:, C:]), p[:, C:]], dim=1))
+        elif name == "GOL":  # the Gumbel CDF on every column
+            assert torch.allclose(scores, torch.exp(-torch.exp(-logits)), rtol=0, atol=1e-15)
+        elif name == "NorCal":  # the base's scores of z_c − γ log N_c (image counts, file order)
+            images = category_image_counts(json.loads(ann_file.read_text()))
+            shift = torch.tensor([0.5 * math.log(max(images[c], 1)) for c in CATEGORY_IDS] + [0.0], dtype=logits.dtype)
+            shifted = logits - shift
+            q = torch.sigmoid(shifted)
+            expected = (torch.cat([q[:, :C] * (1 - q[:, C:]), q[:, C:]], dim=1) if options.get("base") == "eqlv2"
+                        else torch.softmax(shifted, dim=1))
+            assert torch.allclose(scores, expected, rtol=0, atol=1e-12), options
         elif adapter.loss.use_sigmoid:
             assert torch.equal(scores, p), name
         else:
@@ -182,9 +194,9 @@ def test_get_cls_channels_gives_the_classifier_width(mmdet_models, ann_file):
             adapter.get_cls_channels(C + 1)
 
 
-def test_every_acsl_loss_with_a_plain_linear_classifier_is_registered(mmdet_models, ann_file):
+def test_every_acsl_loss_with_the_plain_c_plus_1_columns_is_registered(mmdet_models, ann_file):
     plain = {loss_name for loss_name in LOSSES
-             if _reference_by_loss_name(loss_name, ann_file).uses_plain_linear_classifier}
+             if _reference_by_loss_name(loss_name, ann_file).classifier_spec.num_logits == C + 1}
     assert set(integration.LOSS_TYPES.values()) == plain
     for type_name in integration.LOSS_TYPES:
         assert mmdet_models.get(f"acsl.{type_name}") is getattr(integration, type_name)
@@ -280,6 +292,30 @@ def test_a_sigmoid_loss_from_a_config_starts_the_classifier_at_its_prior(mmdet_m
     else:
         torch.testing.assert_close(torch.sigmoid(bias), torch.full_like(bias, prior))
     assert "_head" not in dict(head.loss_cls.named_children()) and len(list(head.loss_cls.parameters())) == 0
+
+
+def test_gol_and_ecm_heads_start_as_their_authors_configs_and_ecm_needs_a_normed_linear(mmdet_models, ann_file):
+    def head(loss_cls, **extra):
+        built = mmdet_models.build(dict(type="Shared2FCBBoxHead", in_channels=4, fc_out_channels=16, roi_feat_size=7,
+                                        num_classes=C, loss_cls=loss_cls, **extra))
+        built.init_weights()
+        return built
+
+    gol = head(dict(type="acsl.GOL", ann_file=str(ann_file)))
+    assert (gol.fc_cls.weight == 0.001).all() and (gol.fc_cls.bias == -2).all()  # init_cfg Constant(0.001, bias=-2)
+    with pytest.raises(ValueError, match=r"cls_predictor_cfg=dict\(type='NormedLinear', tempearture=20\)"):
+        head(dict(type="acsl.ECM", ann_file=str(ann_file)))
+    ecm = head(dict(type="acsl.ECM", ann_file=str(ann_file)), cls_predictor_cfg=dict(type="NormedLinear", tempearture=20))
+    assert type(ecm.fc_cls).__name__ == "NormedLinear" and (ecm.fc_cls.bias == 0).all()
+    features = torch.randn(5, 16)
+    ours = integration.ADAPTERS["ECM"]  # mmdet's NormedLinear is acsl's cosine classifier, background last
+    from acsl.layers.classifiers import CosineClassifier
+
+    cosine = CosineClassifier(16, C + 1)
+    with torch.no_grad():
+        cosine.weight.copy_(ecm.fc_cls.weight)
+        cosine.bias.copy_(ecm.fc_cls.bias)
+    assert ours is type(ecm.loss_cls) and torch.allclose(ecm.fc_cls(features), cosine(features), atol=1e-6)
 
 
 def test_train_only_hook_leaves_the_classifier_alone_trainable_and_in_the_optimizer(mmdet_models):

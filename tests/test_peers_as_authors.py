@@ -130,7 +130,10 @@ def test_federated_never_samples_a_class_with_zero_images():
 
 # --------------------------------------------------------------------------------------- initial prior
 #: Each sigmoid method's prior π as its own code sets it (see the loss modules' docstrings).
-PRIORS = {"acsl": 0.01, "bce": 0.01, "focal": 0.01, "federated": 0.01, "eql": 0.001, "eqlv2": 0.001}
+PRIORS = {"acsl": 0.01, "bce": 0.01, "focal": 0.01, "federated": 0.01, "eql": 0.001, "eqlv2": 0.001, "droploss": 0.001}
+#: Sigmoid-type methods whose code starts every bias at a value of its own, not a prior's (ECM's cosine classifier:
+#: 0; GOL's Gumbel classifier: −2).
+OWN_BIAS = {"ecm": 0.0, "gol": -2.0}
 
 
 def _build(name, num_classes=5):
@@ -142,9 +145,11 @@ def _build(name, num_classes=5):
 
 def test_every_sigmoid_loss_has_a_stated_prior():
     sigmoid = {name for name, cls in LOSSES.items() if cls.use_sigmoid}
-    assert sigmoid == set(PRIORS)
+    assert sigmoid == set(PRIORS) | set(OWN_BIAS)
     for name in set(LOSSES) - sigmoid:
         assert _build(name).initial_bias() is None  # softmax classifiers keep the layer's default
+    for name, bias in OWN_BIAS.items():
+        assert torch.equal(_build(name).initial_bias(), torch.full((6,), bias))
 
 
 @pytest.mark.parametrize("name", sorted(PRIORS))

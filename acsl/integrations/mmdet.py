@@ -9,7 +9,8 @@ Import it from an mmdet config; nothing else in ``acsl`` imports it::
     val_evaluator = dict(type="acsl.LVISMetric", ann_file="data/lvis_v0.5/annotations/lvis_v0.5_val.json")
 
 It registers, in a registry of scope ``acsl`` under each of mmdet's (so a type reads ``acsl.<name>``):
-- ``MODELS``: every acsl loss whose classifier is the plain C + 1 linear layer (``LOSS_TYPES``), as an
+- ``MODELS``: every acsl loss with the plain C + 1 columns (``LOSS_TYPES``; ECM's cosine classifier is mmdet's
+  ``NormedLinear``, which the bbox head's ``cls_predictor_cfg`` names), as an
   adapter that follows mmdet's custom classifier protocol (``custom_cls_channels``, ``custom_activation``,
   ``custom_accuracy``), so the bbox head's width, its test-time scores and its logged accuracy follow the
   loss (a sigmoid loss is scored with sigmoids, EQLv2 with p · (1 − p_bg), as acsl's own detector does);
@@ -52,12 +53,12 @@ from .mmdet_metric import LVISMetric, lvis_detections  # noqa: F401 (registered 
 from .mmdet_scope import SCOPE, scoped
 
 
-#: mmdet type (without the scope) → acsl loss name: every loss of ``acsl.losses.LOSSES`` whose classifier is
-#: the plain C + 1 linear layer (Seesaw's cosine classifier with an objectness branch and BAGS's group
-#: "others" columns need their own bbox head).
+#: mmdet type (without the scope) → acsl loss name: every loss of ``acsl.losses.LOSSES`` with the plain C + 1
+#: columns (Seesaw's objectness branch and BAGS's group "others" columns need their own bbox head).
 LOSS_TYPES: dict[str, str] = {
     "ACSL": "acsl", "SigmoidBCE": "bce", "EQL": "eql", "EQLv2": "eqlv2", "FederatedLoss": "federated",
     "FocalLoss": "focal", "ClassBalancedCE": "class_balanced", "LDAM": "ldam", "SoftmaxCE": "softmax_ce",
+    "DropLoss": "droploss", "GOL": "gol", "ECM": "ecm", "NorCal": "norcal",
 }
 
 #: Seeds of different processes' random streams lie this far apart, as in acsl's own runs
@@ -178,15 +179,20 @@ class MMDetLoss(nn.Module):
         p = 0.5 on every class. mmengine calls a child's ``init_weights`` after its parent's ``init_cfg`` and
         before a ``Pretrained`` one, so a config writes nothing for it and a loaded checkpoint still wins."""
         head = self._head() if self._head is not None else None
-        bias = self.loss.initial_bias()
         classifier = getattr(head, "fc_cls", None)
-        if bias is None or classifier is None or getattr(classifier, "bias", None) is None:
+        if classifier is None:
             return
-        if classifier.bias.shape != bias.shape:
-            raise ValueError(f"{SCOPE}.{type(self).__name__}: the bbox head's fc_cls has {classifier.bias.numel()} "
-                             f"outputs, the loss {bias.numel()}")
-        with torch.no_grad():
-            classifier.bias.copy_(self.from_acsl(bias.to(classifier.bias)[None])[0])  # background last
+        _check_classifier_kind(self, classifier)
+        bias, weight = self.loss.initial_bias(), self.loss.initial_weight()
+        if bias is not None and getattr(classifier, "bias", None) is not None:
+            if classifier.bias.shape != bias.shape:
+                raise ValueError(f"{SCOPE}.{type(self).__name__}: the bbox head's fc_cls has {classifier.bias.numel()} "
+                                 f"outputs, the loss {bias.numel()}")
+            with torch.no_grad():
+                classifier.bias.copy_(self.from_acsl(bias.to(classifier.bias)[None])[0])  # background last
+        if weight is not None:  # GOL: every weight a constant, as its configs' init_cfg
+            with torch.no_grad():
+                classifier.weight.fill_(weight)
 
     @property
     def num_classes(self) -> int:
@@ -256,6 +262,18 @@ class MMDetLoss(nn.Module):
             foreground = (labels >= 0) & (labels < self.num_classes)
             correct = ((scores.argmax(dim=1) == labels) & foreground).sum()
             return {"acc_classes": correct.float() * 100.0 / foreground.sum().clamp(min=1).float()}
+
+
+def _check_classifier_kind(adapter: "MMDetLoss", classifier: nn.Module) -> None:
+    """A loss that trains a cosine classifier (ECM) needs the bbox head's ``fc_cls`` to be mmdet's ``NormedLinear``
+    at its temperature (``x/‖x‖ · w/‖w‖ · τ + b``, acsl's ``CosineClassifier``); refuse any other."""
+    spec = adapter.loss.classifier_spec
+    if spec.kind != "cosine":
+        return
+    if type(classifier).__name__ != "NormedLinear" or getattr(classifier, "tempearture", None) != spec.temperature:
+        raise ValueError(f"{SCOPE}.{type(adapter).__name__} trains a cosine classifier at temperature {spec.temperature:g}: "
+                         f"give the bbox head cls_predictor_cfg=dict(type='NormedLinear', tempearture={spec.temperature:g}) "
+                         f"(mmdet's spelling), not {type(classifier).__name__}")
 
 
 def _head_being_built(loss: nn.Module) -> weakref.ReferenceType | None:

@@ -130,6 +130,11 @@ class ClassificationLoss(nn.Module):
             return torch.full((self.num_classes + 1,), -math.log((1 - prior) / prior))
         return None
 
+    def initial_weight(self) -> float | None:
+        """A constant every weight of the classifier starts from, or None for the layer's own initialisation
+        (every loss but GOL, whose authors start each weight at 0.001)."""
+        return None
+
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Check the shapes and the labels, give an empty batch a zero loss that still has a gradient, and
         compute the loss in ``loss`` on float32 logits when they come in half precision (AMP): the sums run

@@ -9,11 +9,15 @@ from .acsl import ACSL
 from .bags import BalancedGroupSoftmax
 from .base import ClassificationLoss
 from .class_balanced import ClassBalancedCE
+from .droploss import DropLoss
+from .ecm import EffectiveClassMarginLoss
 from .eql import EQL
 from .eqlv2 import EQLv2
 from .federated import FederatedLoss
 from .focal import FocalLoss
+from .gol import GumbelOptimizedLoss
 from .ldam import LDAM
+from .norcal import NorCal
 from .sigmoid_bce import SigmoidBCE
 from .seesaw import SeesawLoss
 from .softmax_ce import SoftmaxCE
@@ -30,6 +34,11 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
     "ldam": LDAM,
     "seesaw": SeesawLoss,
     "bags": BalancedGroupSoftmax,
+    # after ACSL (CVPR 2021)
+    "droploss": DropLoss,
+    "ecm": EffectiveClassMarginLoss,
+    "gol": GumbelOptimizedLoss,
+    "norcal": NorCal,
 }
 
 

@@ -3,6 +3,7 @@
 
 - ``install_classifier``: build the layer a loss declares (``ClassificationLoss.classifier_spec``) in
   place of torchvision's plain C + 1 ``nn.Linear``, only when it differs from it.
+- ``initialise_classifier``: the start a loss prescribes (initial bias, a constant weight).
 - ``apply_stage2_classifier``: the decoupled stage 2's classifier modes, ``CLASSIFIER_MODES`` (Kang et
   al., "Decoupling Representation and Classifier for Long-Tailed Recognition", ICLR 2020, §4.2).
 """
@@ -25,6 +26,17 @@ def install_classifier(predictor: nn.Module, loss: ClassificationLoss, in_featur
     spec = loss.classifier_spec
     if spec.kind != "linear" or spec.num_logits != predictor.cls_score.out_features:
         predictor.cls_score = build_classifier_layer(spec, in_features)
+
+
+def initialise_classifier(classifier: nn.Module, loss: ClassificationLoss) -> None:
+    """Start ``classifier`` where ``loss`` says: its initial bias (a sigmoid loss's prior) and, for a loss that
+    prescribes one, a constant weight (``ClassificationLoss.initial_weight``); otherwise the layer's own init."""
+    bias, weight = loss.initial_bias(), loss.initial_weight()
+    with torch.no_grad():
+        if bias is not None:
+            classifier.bias.copy_(bias)
+        if weight is not None:
+            classifier.weight.fill_(weight)
 
 
 def stage2_classifier(classifier: nn.Module, mode: str) -> nn.Module:
@@ -53,7 +65,5 @@ def apply_stage2_classifier(model: nn.Module, mode: str) -> None:
     re-initialised one gets the loss's initial bias, as a freshly built detector has."""
     for predictor in model.roi_heads.predictors:
         predictor.cls_score = stage2_classifier(predictor.cls_score, mode)
-        bias = model.classification_loss.initial_bias() if mode == "reinit" else None
-        if bias is not None:
-            with torch.no_grad():
-                predictor.cls_score.bias.copy_(bias)
+        if mode == "reinit":
+            initialise_classifier(predictor.cls_score, model.classification_loss)

@@ -25,7 +25,7 @@ from ..losses.base import ClassificationLoss
 from .backbones import build_backbone
 from .cascade import CascadeRoIHeads
 from .roi_heads import LongTailRoIHeads
-from .classifiers import install_classifier
+from .classifiers import initialise_classifier, install_classifier
 from .sampling import SAMPLING_KEY, KeyedBalancedSampler
 from .weights import load_weights_file, torchvision_weights
 
@@ -119,11 +119,8 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
         )
         roi_heads.fg_bg_sampler = KeyedBalancedSampler(config.rois_per_image, config.positive_fraction, salt=2)
         install_classifier(roi_heads.box_predictor, loss, config.representation_size)
-    bias = loss.initial_bias()
-    if bias is not None:
-        with torch.no_grad():
-            for classifier in roi_heads.classifiers:
-                classifier.bias.copy_(bias)
+    for classifier in roi_heads.classifiers:
+        initialise_classifier(classifier, loss)
     transform = GeneralizedRCNNTransform(
         config.min_size, config.max_size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
     )
