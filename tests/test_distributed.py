@@ -164,3 +164,26 @@ def test_eqlv2_statistics_are_all_reduced_and_identical_on_both_ranks(tmp_path):
         single(torch.cat([l0, l1]).requires_grad_(True), torch.cat([y0, y1]))
     assert rank0["pos"] == pytest.approx(single.pos_grad.tolist()) and rank0["neg"] == pytest.approx(single.neg_grad.tolist())
     assert sum(rank0["pos"]) > 0
+
+
+def test_efl_statistics_on_two_processes_equal_one_process_with_the_same_total_batch(tmp_path):
+    from efl_sync import C, batch
+
+    from acsl.losses.efl import EqualizedFocalLoss
+
+    out = tmp_path / "efl.json"
+    finished = torchrun(str(WORKERS / "efl_sync.py"), str(out))
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    rank0, rank1 = json.loads(out.read_text())
+    assert rank0 == rank1
+    single = EqualizedFocalLoss(C)
+    for step in range(3):
+        (l0, y0), (l1, y1) = batch(0, step), batch(1, step)
+        labels = torch.cat([y0, y1])
+        single(torch.cat([l0, l1]).requires_grad_(True), labels, (labels > 0).sum().double()).backward()
+    # each rank's loss is its half over half the positives: its gradients are twice the single process's, and
+    # so are the summed accumulators; their ratio g, what EFL uses, is the same
+    assert rank0["pos"] == pytest.approx((2 * single.pos_grad).tolist())
+    assert rank0["neg"] == pytest.approx((2 * single.neg_grad).tolist())
+    assert rank0["g"] == pytest.approx(single.pos_neg.tolist())
+    assert 0 < min(rank0["g"]) and max(rank0["g"]) < 1

@@ -375,3 +375,46 @@ def test_the_mmdet_check_fails_unless_the_loss_falls_and_the_ap_is_above_zero():
     assert check.failures("stage 1", flat, "loss") == [
         "stage 1: loss did not fall (2.0000 over the first 2 iterations, 2.0000 over the last 2)",
         "stage 1: bbox_AP is -1.0, not above 0"]
+
+
+def test_the_dense_losses_in_an_anchor_heads_layout_equal_the_acsl_loss_and_start_at_their_prior(mmdet_models):
+    from acsl.losses.efl import EqualizedFocalLoss
+
+    head = mmdet_models.build(dict(
+        type="RetinaHead", num_classes=C, in_channels=8, stacked_convs=1, feat_channels=8,
+        anchor_generator=dict(type="AnchorGenerator", octave_base_scale=4, scales_per_octave=1, ratios=[1.0],
+                              strides=[8]),
+        loss_cls=dict(type="acsl.EFL", num_classes=C, use_sigmoid=True)))
+    assert head.cls_out_channels == C and isinstance(head.loss_cls.loss, EqualizedFocalLoss)
+    head.init_weights()
+    torch.testing.assert_close(torch.sigmoid(head.retina_cls.bias), torch.full((C,), 0.001))  # EFL's prior, not 0.01
+    reference = EqualizedFocalLoss(C)
+    g = torch.Generator().manual_seed(0)
+    for step in range(2):  # EFL's statistics carry over
+        scores = torch.randn(60, C, generator=g, dtype=torch.float64)
+        labels = torch.where(torch.rand(60, generator=g) < 0.2, torch.randint(0, C, (60,), generator=g), C)
+        weights = (torch.arange(60) % 7 != 0).double()  # ignored anchors weigh 0
+        ours = torch.where(weights > 0, torch.where(labels == C, 0, labels + 1), -1)
+        a, b = scores.clone().requires_grad_(True), scores.clone().requires_grad_(True)
+        value = head.loss_cls(a, labels, weights, avg_factor=5.0)
+        expected = reference(b, ours, 5.0)
+        assert torch.equal(value, expected)
+        value.backward()
+        expected.backward()
+        assert torch.equal(a.grad, b.grad) and torch.equal(head.loss_cls.loss.pos_neg, reference.pos_neg)
+    with pytest.raises(ValueError, match="set use_sigmoid=True"):
+        mmdet_models.build(dict(type="acsl.DenseFocalLoss", num_classes=C, use_sigmoid=False))
+
+
+def test_dense_acsl_reads_its_groups_from_the_annotation_file_in_mmdets_order(mmdet_models, ann_file):
+    from acsl.losses.dense import DenseACSL
+
+    adapter = mmdet_models.build(dict(type="acsl.DenseACSL", num_classes=C, ann_file=str(ann_file), seed=3))
+    reference = DenseACSL(C, FREQUENCIES, seed=3)
+    assert torch.equal(adapter.loss.groups, reference.groups)
+    scores = torch.randn(300, C, dtype=torch.float64)
+    labels = torch.where(torch.rand(300) < 0.1, torch.randint(0, C, (300,)), C)
+    ours = torch.where(labels == C, 0, labels + 1)
+    assert torch.equal(adapter(scores, labels, avg_factor=4.0), reference(scores, ours, 4.0))
+    with pytest.raises(ValueError, match="give ann_file"):
+        mmdet_models.build(dict(type="acsl.DenseACSL", num_classes=C))

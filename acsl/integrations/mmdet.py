@@ -14,6 +14,8 @@ It registers, in a registry of scope ``acsl`` under each of mmdet's (so a type r
   adapter that follows mmdet's custom classifier protocol (``custom_cls_channels``, ``custom_activation``,
   ``custom_accuracy``), so the bbox head's width, its test-time scores and its logged accuracy follow the
   loss (a sigmoid loss is scored with sigmoids, EQLv2 with p · (1 − p_bg), as acsl's own detector does);
+- ``MODELS`` too: the one-stage losses ``acsl.EFL`` and ``acsl.DenseFocalLoss`` for mmdet's anchor heads
+  (``acsl.integrations.mmdet_dense``);
 - ``METRICS``: ``acsl.LVISMetric``, LVIS box AP by ``acsl.evaluation.evaluate_lvis`` (the federated rules,
   faster-coco-eval, numpy 2), with the keys of mmdet's own ``LVISMetric`` (``bbox_AP`` ... ``bbox_APf``);
 - ``HOOKS``: ``acsl.TrainOnlyHook``, which trains only the named parameters (the paper's stage 2, §4.2:
@@ -49,6 +51,7 @@ from mmengine.model import is_model_wrapper
 from torch import nn
 
 from ..losses.registry import LOSSES, build_loss
+from .mmdet_dense import register_dense_losses
 from .mmdet_metric import LVISMetric, lvis_detections  # noqa: F401 (registered there; re-exported)
 from .mmdet_scope import SCOPE, scoped
 
@@ -305,6 +308,8 @@ def _register_losses() -> dict[str, type[MMDetLoss]]:
 #: ``acsl.integrations.mmdet.ACSL`` is the class ``acsl.ACSL`` builds, and pickle finds it).
 ADAPTERS: dict[str, type[MMDetLoss]] = _register_losses()
 globals().update(ADAPTERS)
+#: The one-stage losses for mmdet's anchor heads (``acsl.integrations.mmdet_dense``): ``acsl.EFL``, ``acsl.DenseFocalLoss``.
+DENSE_ADAPTERS = register_dense_losses(MODELS)
 
 
 

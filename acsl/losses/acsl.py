@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import ClassificationLoss, SeededDraws, one_hot_targets
+from .draws import floor_fraction, uniform_subset
 
 
 _GROUP_BIT = {"f": 1, "c": 2, "r": 4}
@@ -116,7 +117,7 @@ class ACSL(SeededDraws, ClassificationLoss):
             keep = z >= math.log(self.xi / (1.0 - self.xi))  # Eq. 6 for i ≠ k
         else:  # p ≥ 1 only where σ(z) rounds to 1, as in the official code
             keep = torch.sigmoid(z) >= self.xi
-        if not self.statistic_free:
+        if not self.statistic_free and self.on_host(z):
             background = labels == 0
             bg_rows = background.nonzero().squeeze(1)
             if bg_rows.numel() > 0:
@@ -124,6 +125,8 @@ class ACSL(SeededDraws, ClassificationLoss):
                 row_bits[self._draw_rows(bg_rows, self.common_fraction)] |= _GROUP_BIT["c"]
                 row_bits[self._draw_rows(bg_rows, self.rare_fraction)] |= _GROUP_BIT["r"]
                 keep[bg_rows] = self._background_keep[row_bits[bg_rows].long()]  # their columns share a bit
+        elif not self.statistic_free:  # the same schedule drawn on the device (acsl.losses.draws)
+            keep = torch.where((labels == 0).unsqueeze(1), self._background_keep[self._device_row_bits(labels)], keep)
         # w_k = 1 on the ground-truth column (column 0 for background RoIs); with a label hierarchy on
         # every positive column (the class and its ancestors).
         if self.multi_label:
@@ -135,6 +138,18 @@ class ACSL(SeededDraws, ClassificationLoss):
         count = _floor_fraction(fraction, bg_rows.numel())
         chosen = torch.randperm(bg_rows.numel(), generator=self.generator)[:count].to(bg_rows.device)
         return bg_rows[chosen]
+
+    def _device_row_bits(self, labels: torch.Tensor) -> torch.Tensor:
+        """Each RoI's group bits (``_draw_rows``' schedule: f always, c for a random floor(10 %) of the background
+        RoIs, r for an independent floor(1 %)), drawn without reading anything back to the host; as indices."""
+        background = labels == 0
+        generator = self.generator_for(labels.device)
+        n_bg = background.sum()
+        bits = torch.full(labels.shape, _GROUP_BIT["f"], dtype=torch.long, device=labels.device)
+        for group, fraction in (("c", self.common_fraction), ("r", self.rare_fraction)):
+            drawn = uniform_subset(background, floor_fraction(fraction, n_bg), generator)
+            bits = bits | drawn.long() * _GROUP_BIT[group]
+        return bits
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         mask = self.weight_mask(logits, labels)

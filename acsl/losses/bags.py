@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import ClassificationLoss, SeededDraws
+from .draws import uniform_subset
 
 DEFAULT_BINS = (0, 10, 100, 1000)
 
@@ -114,12 +115,30 @@ class BalancedGroupSoftmax(SeededDraws, ClassificationLoss):
         position = self.position.to(labels.device)[labels]
         # Group 0: background (position 1) against "others" (position 0); every RoI takes part.
         total = F.cross_entropy(z[:, self.group_columns(0)], (labels == 0).long(), reduction="mean")
+        if not self.on_host(z):
+            return total + self._device_group_losses(z, group_of, position)
         for g in range(1, len(self.groups) + 1):
             rows = self.participants(group_of == g)
             if rows is None:  # no positive of group g in the batch: the group takes no part
                 continue
             targets = torch.where(group_of[rows] == g, position[rows], torch.zeros_like(rows))
             total = total + F.cross_entropy(z[rows][:, self.group_columns(g)], targets, reduction="mean")
+        return total
+
+    def _device_group_losses(self, z: torch.Tensor, group_of: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """The foreground groups' losses as ``loss`` sums them, without reading anything back to the host: each
+        group's cross-entropy over every RoI, averaged over its participants (``participants``' rule, drawn on the
+        device by ``acsl.losses.draws``); a group without positives has none and adds 0."""
+        generator = self.generator_for(z.device)
+        total = z.new_zeros(())
+        for g in range(1, len(self.groups) + 1):
+            inside = group_of == g
+            outside = ~inside
+            keep = torch.minimum(outside.sum(), torch.floor(self.others_ratio * inside.sum()).long())
+            rows = inside | uniform_subset(outside, keep, generator)
+            targets = torch.where(inside, position, torch.zeros_like(position))
+            losses = F.cross_entropy(z[:, self.group_columns(g)], targets, reduction="none")
+            total = total + (losses * rows).sum() / rows.sum().clamp(min=1)
         return total
 
     def participants(self, inside: torch.Tensor) -> torch.Tensor | None:

@@ -44,6 +44,10 @@ class ClassificationLoss(nn.Module):
     #: Losses that train several positive columns per RoI (Open Images' multi-label setting: a box's class
     #: and its ancestors) once ``set_label_hierarchy`` is called.
     supports_multi_label: bool = False
+    #: On the CPU a loss checks its inputs on the host and draws with its host generator; off the CPU nothing
+    #: reads a value back (``acsl.losses.draws``). True runs the device path on the CPU too (the tests' check
+    #: that the device path reads nothing back).
+    device_path_on_cpu: bool = False
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None) -> None:
         super().__init__()
@@ -148,9 +152,14 @@ class ClassificationLoss(nn.Module):
             return logits.sum() * 0.0
         z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
         value = self.loss(z, labels.long())
-        if value.device.type == "cpu" and not torch.isfinite(value.detach()):
+        if self.on_host(value) and not torch.isfinite(value.detach()):
             self._diagnose_non_finite(logits)
         return value
+
+    def on_host(self, tensor: torch.Tensor) -> bool:
+        """Whether work on ``tensor`` may read values back to the host: on the CPU (``device_path_on_cpu``
+        aside); on a GPU the checks and draws stay on the device."""
+        return tensor.device.type == "cpu" and not self.device_path_on_cpu
 
     def on_empty_batch(self, device: torch.device) -> None:
         """Called instead of ``loss`` for a batch without RoIs: losses that all-reduce statistics join the
@@ -182,7 +191,7 @@ class ClassificationLoss(nn.Module):
             return
         message = (f"{type(self).__name__}: labels must lie in 0..{self.num_classes} (0 background, "
                    f"1..{self.num_classes} the foreground classes)")
-        if labels.device.type != "cpu":  # no wait for the device: a bad label stops it with this message
+        if not self.on_host(labels):  # no wait for the device: a bad label stops it with this message
             torch._assert_async(((labels >= 0) & (labels <= self.num_classes)).all(), message)
             return
         if labels.min() < 0 or labels.max() > self.num_classes:  # N labels: cheap on the CPU
@@ -206,16 +215,43 @@ class ClassificationLoss(nn.Module):
 class SeededDraws:
     """For losses that draw at random (ACSL's background RoIs, the federated loss's classes, BAGS's
     "others"): their own ``torch.Generator``, whose state travels with the module's state dict, so a
-    resumed run draws what an uninterrupted one would. Put it before ``ClassificationLoss`` in the bases."""
+    resumed run draws what an uninterrupted one would. Put it before ``ClassificationLoss`` in the bases.
+
+    On the CPU the draws come from ``generator``. A loss on another device draws there (``acsl.losses.draws``,
+    no value read back to the host) from a generator on that device, seeded from the same seed and created on
+    first use (``generator_for``); its state is saved too."""
+
+    #: The device generator's seed is the CPU one's plus this, so the two streams are not the same numbers.
+    DEVICE_SEED_OFFSET = 7919
 
     def seed_generator(self, seed: int) -> None:
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self._device_generator: torch.Generator | None = None
+        self._device_generator_state: torch.Tensor | None = None  # loaded before the device generator exists
+
+    def generator_for(self, device: torch.device) -> torch.Generator:
+        """``generator`` on the CPU; elsewhere the loss's generator on ``device`` (module docstring)."""
+        if device.type == "cpu":
+            return self.generator
+        if self._device_generator is None or self._device_generator.device != device:
+            self._device_generator = torch.Generator(device=device).manual_seed(self.seed + self.DEVICE_SEED_OFFSET)
+            if self._device_generator_state is not None:
+                self._device_generator.set_state(self._device_generator_state)
+        return self._device_generator
 
     def get_extra_state(self) -> dict:
-        return {"generator_state": self.generator.get_state()}
+        state = {"generator_state": self.generator.get_state()}
+        if self._device_generator is not None:
+            state["device_generator_state"] = self._device_generator.get_state()
+        return state
 
     def set_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator_state"].cpu())
+        if "device_generator_state" in state:
+            self._device_generator_state = state["device_generator_state"].cpu()
+            if self._device_generator is not None:
+                self._device_generator.set_state(self._device_generator_state)
 
 
 def multi_label_losses() -> list[str]:

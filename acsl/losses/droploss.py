@@ -62,20 +62,19 @@ class DropLoss(SeededDraws, ClassificationLoss):
         return f"num_classes={self.num_classes}, lambda_={self.lambda_}, rare_classes={int(self.rare_columns.sum())}"
 
     def weights(self, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """w = 1 − T (1 − y), shape [N, C + 1] (module docstring); column 0 weighs 0."""
-        rare = self.rare_columns.to(labels.device)
-        foreground = labels > 0
+        """w = 1 − T (1 − y), shape [N, C + 1] (module docstring); column 0 weighs 0. Nothing is read back to the
+        host: u is drawn for every RoI (on the loss's generator on the labels' device) and used by the
+        background ones, as the authors draw ``rand_like`` over the whole logits."""
+        rare = self.rare_columns.to(labels.device).unsqueeze(0)
+        foreground = (labels > 0).unsqueeze(1)
         targets = torch.zeros(labels.shape[0], self.num_classes + 1, dtype=dtype, device=labels.device)
         targets.scatter_(1, labels.unsqueeze(1), 1.0)
-        drop = rare.unsqueeze(0).expand(labels.shape[0], -1).clone()
-        background = ~foreground
-        if bool(background.any()):
-            uniform = torch.rand((int(background.sum()), self.num_classes + 1), generator=self.generator).to(labels.device)
-            if bool(foreground.any()):
-                keep_rate = rare[labels[foreground]].to(torch.float32).mean()
-                drop[background] &= uniform > keep_rate
-            else:  # the authors' ratio is NaN: nothing dropped
-                drop[background] = False
+        count = foreground.sum()
+        keep_rate = (rare[0, labels].unsqueeze(1) & foreground).sum() / count.clamp(min=1)
+        uniform = torch.rand(targets.shape, generator=self.generator_for(labels.device), device=labels.device)
+        # no foreground RoI: the authors' ratio is NaN and nothing is dropped
+        background_drop = rare & (uniform > keep_rate) & (count > 0)
+        drop = torch.where(foreground, rare, background_drop)
         weights = 1 - drop.to(dtype) * (1 - targets)
         weights[:, 0] = 0
         return weights

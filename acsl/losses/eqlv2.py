@@ -62,13 +62,13 @@ class EQLv2(ClassificationLoss):
     def column_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive weights r, negative weights q) over the C + 1 columns (column 0: 1, 1)."""
         one = torch.ones(1, dtype=torch.float64, device=self.pos_grad.device)
-        if int(self.collected) == 0:
-            ones = torch.ones(self.num_classes + 1, dtype=torch.float64, device=self.pos_grad.device)
-            return ones, ones
         ratio = self.pos_grad / (self.neg_grad + 1e-10)
         negative = torch.sigmoid(self.gamma * (ratio - self.mu))
         positive = 1 + self.alpha * (1 - negative)
-        return torch.cat([one, positive]), torch.cat([one, negative])
+        # before the first batch is collected every weight is 1; chosen on the device (no value read back)
+        first = self.collected == 0
+        return (torch.where(first, 1.0, torch.cat([one, positive])),
+                torch.where(first, 1.0, torch.cat([one, negative])))
 
     def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         targets = one_hot_targets(labels, z.shape[1], z.dtype)

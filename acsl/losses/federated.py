@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import ClassificationLoss, SeededDraws, one_hot_targets
+from .draws import weighted_subset
 
 
 class FederatedLoss(SeededDraws, ClassificationLoss):
@@ -72,6 +73,8 @@ class FederatedLoss(SeededDraws, ClassificationLoss):
         """Boolean mask over the C + 1 columns: the batch's ground-truth classes and classes drawn
         ∝ image_count^power, ``num_sample_classes`` labels in all, the background label among them when the
         batch has background RoIs (``count_background``); column 0 (background) is never trained."""
+        if not self.on_host(labels):
+            return self._device_sampled_columns(labels)
         appeared = torch.zeros(self.num_classes + 1, dtype=torch.bool)
         appeared[labels.detach().cpu().long().unique()] = True
         if not self.count_background:
@@ -87,6 +90,18 @@ class FederatedLoss(SeededDraws, ClassificationLoss):
                 drawn = torch.multinomial(weights, min(missing, available), replacement=False, generator=self.generator)
                 mask[drawn + 1] = True
         return mask.to(labels.device)
+
+    def _device_sampled_columns(self, labels: torch.Tensor) -> torch.Tensor:
+        """``sampled_columns`` without reading anything back to the host: the missing classes are drawn
+        without replacement ∝ their weights by ``acsl.losses.draws.weighted_subset``."""
+        appeared = torch.zeros(self.num_classes + 1, dtype=torch.bool, device=labels.device)
+        appeared[labels] = True
+        if not self.count_background:
+            appeared[0] = False
+        missing = (self.num_sample_classes - appeared.sum()).clamp(min=0)
+        weights = torch.where(appeared[1:], torch.zeros_like(self.sampling_weights), self.sampling_weights)
+        drawn = weighted_subset(weights, missing, self.generator_for(labels.device))
+        return torch.cat([torch.zeros(1, dtype=torch.bool, device=labels.device), appeared[1:] | drawn])
 
     def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         targets = one_hot_targets(labels, z.shape[1], z.dtype)

@@ -82,7 +82,7 @@ class SeesawLoss(ClassificationLoss):
             ratio = counts.unsqueeze(0) / counts[labels].unsqueeze(1)  # N_j / N_i
             if not self.objectness:  # background neither mitigates nor is mitigated: N_bg dwarfs every class
                 ratio[:, 0] = 1
-                ratio[labels == 0] = 1
+                ratio = torch.where((labels == 0).unsqueeze(1), 1.0, ratio)
             factors = factors * torch.where(ratio < 1, ratio.pow(self.p), torch.ones_like(ratio))
         if self.q > 0:
             sigma = torch.softmax(z.detach(), dim=1)
@@ -91,20 +91,26 @@ class SeesawLoss(ClassificationLoss):
             factors = factors * torch.where(ratio > 1, ratio.pow(self.q), torch.ones_like(ratio))
         return factors.scatter(1, labels.unsqueeze(1), 1.0)
 
-    def seesaw_ce(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Σ_n −log σ̂_{n, label_n} over the rows of ``z`` (Eq. 2–3)."""
+    def seesaw_ce(self, z: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Σ_n −log σ̂_{n, label_n} over the rows of ``z`` (Eq. 2–3); ``rows`` (a boolean mask): over those rows
+        alone, the others computed and weighted 0 (the device path: no rows selected by a mask)."""
         if self.training:  # before the empty check: under torch.distributed every rank joins the all-reduce
-            self._count(labels, z.shape[1])
+            self._count(labels, z.shape[1], rows)
         if z.shape[0] == 0:
             return z.sum() * 0.0
         adjusted = z + self.seesaw_factors(z, labels).log()
-        return F.cross_entropy(adjusted, labels, reduction="sum")
+        if rows is None:
+            return F.cross_entropy(adjusted, labels, reduction="sum")
+        return (F.cross_entropy(adjusted, labels, reduction="none") * rows).sum()
 
     def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if not self.objectness:
             return self.seesaw_ce(z, labels) / z.shape[0]
         foreground = labels > 0
-        class_term = self.seesaw_ce(z[foreground, 1:self.num_classes + 1], labels[foreground] - 1)
+        if self.on_host(z):
+            class_term = self.seesaw_ce(z[foreground, 1:self.num_classes + 1], labels[foreground] - 1)
+        else:  # every row, the background ones weighted 0: nothing read back to the host
+            class_term = self.seesaw_ce(z[:, 1:self.num_classes + 1], (labels - 1).clamp(min=0), foreground)
         objectness_term = F.cross_entropy(z[:, [0, self.num_classes + 1]], foreground.long(), reduction="sum")
         return (class_term + objectness_term) / z.shape[0]
 
@@ -113,8 +119,10 @@ class SeesawLoss(ClassificationLoss):
             self._count(torch.zeros(0, dtype=torch.long, device=device), len(self.counts))
 
     @torch.no_grad()
-    def _count(self, labels: torch.Tensor, columns: int) -> None:
-        batch = torch.bincount(labels, minlength=columns).double()
+    def _count(self, labels: torch.Tensor, columns: int, rows: torch.Tensor | None = None) -> None:
+        """Add this batch's instances per column (of the ``rows`` only, when given) to ``counts``, all ranks'."""
+        weights = torch.ones(labels.shape, dtype=torch.float64, device=labels.device) if rows is None else rows.double()
+        batch = torch.zeros(columns, dtype=torch.float64, device=labels.device).index_add_(0, labels, weights)
         if self.sync_across_processes and dist.is_available() and dist.is_initialized():
             if dist.get_backend() == "nccl" and not batch.is_cuda:
                 batch = batch.cuda()
