@@ -35,8 +35,6 @@ import functools
 import inspect
 import json
 import os
-import sys
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -53,7 +51,7 @@ from torch import nn
 from ..losses.registry import LOSSES, build_loss
 from .mmdet_dense import register_dense_losses
 from .mmdet_metric import LVISMetric, lvis_detections  # noqa: F401 (registered there; re-exported)
-from .mmdet_scope import SCOPE, scoped
+from .mmdet_scope import SCOPE, head_being_built, scoped
 
 
 #: mmdet type (without the scope) → acsl loss name: every loss of ``acsl.losses.LOSSES`` with the plain C + 1
@@ -174,7 +172,7 @@ class MMDetLoss(nn.Module):
             raise ValueError(f"{kind}: {error}{hint}") from None
         self.loss_weight = float(loss_weight)
         self.ann_file = None if ann_file is None else str(ann_file)
-        self._head = _head_being_built(self)  # a weak reference (no submodule): init_weights sets its bias
+        self._head = head_being_built(self, "BBoxHead")  # a weak reference (no submodule): init_weights sets its bias
 
     def init_weights(self) -> None:
         """Start the bbox head's classifier at the loss's prior (``ClassificationLoss.initial_bias``: sigmoid
@@ -277,19 +275,6 @@ def _check_classifier_kind(adapter: "MMDetLoss", classifier: nn.Module) -> None:
         raise ValueError(f"{SCOPE}.{type(adapter).__name__} trains a cosine classifier at temperature {spec.temperature:g}: "
                          f"give the bbox head cls_predictor_cfg=dict(type='NormedLinear', tempearture={spec.temperature:g}) "
                          f"(mmdet's spelling), not {type(classifier).__name__}")
-
-
-def _head_being_built(loss: nn.Module) -> weakref.ReferenceType | None:
-    """The mmdet bbox head (a ``BBoxHead``) whose constructor is building ``loss`` (mmdet builds ``loss_cls``
-    inside ``BBoxHead.__init__``), found on the call stack; None for a loss built on its own."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, nn.Module) and candidate is not loss and any(
-                cls.__name__ == "BBoxHead" for cls in type(candidate).__mro__):
-            return weakref.ref(candidate)
-        frame = frame.f_back
-    return None
 
 
 def _register_losses() -> dict[str, type[MMDetLoss]]:

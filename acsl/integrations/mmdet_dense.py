@@ -17,7 +17,6 @@ RetinaHead's own init_cfg sets 0.01), as ``acsl.integrations.mmdet.MMDetLoss`` d
 from __future__ import annotations
 
 import sys
-import weakref
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ from torch import nn
 # as modules: the adapters are module attributes named after their mmdet types, which are some loss classes' names
 from ..losses import dense as dense_losses
 from ..losses import efl as efl_losses
-from .mmdet_scope import SCOPE
+from .mmdet_scope import SCOPE, head_being_built
 
 #: mmdet type (without the scope) → acsl dense loss class.
 DENSE_LOSS_TYPES: dict[str, type[dense_losses.DenseClassificationLoss]] = {
@@ -60,7 +59,7 @@ class MMDetDenseLoss(nn.Module):
             options["class_frequencies"] = class_statistics(ann_file).frequencies
         self.loss = self.loss_class(int(num_classes), **options)
         self.loss_weight = float(loss_weight)
-        self._head = _anchor_head_being_built(self)
+        self._head = head_being_built(self, "AnchorHead")
 
     def init_weights(self) -> None:
         """Start the head's classifier (``retina_cls`` or ``conv_cls``) at the loss's prior, on every anchor."""
@@ -82,18 +81,6 @@ class MMDetDenseLoss(nn.Module):
         if label_weights is not None:
             ours = torch.where(label_weights > 0, ours, torch.full_like(ours, -1))
         return self.loss_weight * self.loss(cls_score, ours, avg_factor)
-
-
-def _anchor_head_being_built(loss: nn.Module) -> weakref.ReferenceType | None:
-    """The mmdet ``AnchorHead`` whose constructor is building ``loss``, found on the call stack."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, nn.Module) and candidate is not loss and any(
-                cls.__name__ == "AnchorHead" for cls in type(candidate).__mro__):
-            return weakref.ref(candidate)
-        frame = frame.f_back
-    return None
 
 
 def register_dense_losses(models) -> dict[str, type[MMDetDenseLoss]]:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from ..layers.classifiers import ClassifierSpec
@@ -90,6 +91,17 @@ class ClassificationLoss(nn.Module):
     @property
     def multi_label(self) -> bool:
         return getattr(self, "label_targets", None) is not None
+
+    def _frequency_below(self, class_image_counts: Sequence[int] | None, num_images: int | None,
+                         lambda_: float) -> torch.Tensor:
+        """Per class, whether its image frequency (images containing it / training images) is below λ (EQL's
+        and DropLoss's tail), after checking the counts, ``num_images`` ≥ 1 and λ ≥ 0."""
+        counts = self._check_counts("class_image_counts", class_image_counts)
+        if not num_images or num_images < 1:
+            raise ValueError(f"{type(self).__name__} needs num_images >= 1 (training images), got {num_images!r}")
+        if lambda_ < 0:
+            raise ValueError(f"{type(self).__name__}: lambda_ must be >= 0, got {lambda_!r}")
+        return counts / num_images < lambda_
 
     def _check_counts(self, name: str, counts: Sequence[int] | None) -> torch.Tensor:
         """One non-negative count per foreground class, as float64."""
@@ -252,6 +264,17 @@ class SeededDraws:
             self._device_generator_state = state["device_generator_state"].cpu()
             if self._device_generator is not None:
                 self._device_generator.set_state(self._device_generator_state)
+
+
+def summed_over_processes(values: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+    """``values`` summed over every process of a running ``torch.distributed`` group (all-reduce SUM; on the GPU
+    for NCCL), for the statistics some losses accumulate (EQLv2, Seesaw, EFL); as they are without a group or
+    when not ``enabled`` (a path that runs on one rank alone)."""
+    if enabled and dist.is_available() and dist.is_initialized():
+        if dist.get_backend() == "nccl" and not values.is_cuda:
+            values = values.cuda()
+        dist.all_reduce(values)
+    return values
 
 
 def multi_label_losses() -> list[str]:

@@ -47,14 +47,10 @@ class DropLoss(SeededDraws, ClassificationLoss):
                  class_image_counts: Sequence[int] | None = None, class_instance_counts: Sequence[int] | None = None,
                  num_images: int | None = None, lambda_: float = 1.77e-3, seed: int = 0) -> None:
         super().__init__(num_classes, class_frequencies)
-        counts = self._check_counts("class_image_counts", class_image_counts)
-        if not num_images or num_images < 1:
-            raise ValueError(f"DropLoss needs num_images >= 1 (training images), got {num_images!r}")
-        if lambda_ < 0:
-            raise ValueError(f"DropLoss: lambda_ must be >= 0, got {lambda_!r}")
+        below = self._frequency_below(class_image_counts, num_images, lambda_)
         self.lambda_ = float(lambda_)
         # rare(j) per column; column 0 (background) is not a classifier here
-        rare = torch.cat([torch.zeros(1, dtype=torch.bool), counts / num_images < self.lambda_])
+        rare = torch.cat([torch.zeros(1, dtype=torch.bool), below])
         self.register_buffer("rare_columns", rare, persistent=False)
         self.seed_generator(seed)
 

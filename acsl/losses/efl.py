@@ -31,8 +31,8 @@ log(p_t).
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
+from .base import summed_over_processes
 from .dense import DenseClassificationLoss, focal_terms
 
 
@@ -75,10 +75,7 @@ class EqualizedFocalLoss(DenseClassificationLoss):
         update g = min(P / (N + 1e-10), 1)."""
         magnitude = grad.detach().abs().to(torch.float64) * taken.unsqueeze(1)
         sums = torch.stack([(magnitude * targets).sum(0), (magnitude * (1 - targets)).sum(0)])
-        if self.sync_across_processes and dist.is_available() and dist.is_initialized():
-            if dist.get_backend() == "nccl" and not sums.is_cuda:
-                sums = sums.cuda()
-            dist.all_reduce(sums)
+        sums = summed_over_processes(sums, self.sync_across_processes)
         self.pos_grad += sums[0].to(self.pos_grad.device)
         self.neg_grad += sums[1].to(self.neg_grad.device)
         self.pos_neg.copy_((self.pos_grad / (self.neg_grad + 1e-10)).clamp(0, 1))

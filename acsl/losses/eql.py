@@ -41,11 +41,7 @@ class EQL(ClassificationLoss):
                  class_image_counts: Sequence[int] | None = None, class_instance_counts: Sequence[int] | None = None,
                  num_images: int | None = None, lambda_: float = 1.77e-3, tail_from_groups: bool = False) -> None:
         super().__init__(num_classes, class_frequencies)
-        counts = self._check_counts("class_image_counts", class_image_counts)
-        if not num_images or num_images < 1:
-            raise ValueError(f"EQL needs num_images >= 1 (training images), got {num_images!r}")
-        if lambda_ < 0:
-            raise ValueError(f"EQL: lambda_ must be >= 0, got {lambda_!r}")
+        below = self._frequency_below(class_image_counts, num_images, lambda_)
         self.lambda_ = float(lambda_)
         self.tail_from_groups = bool(tail_from_groups)
         if self.tail_from_groups:
@@ -53,7 +49,7 @@ class EQL(ClassificationLoss):
                 raise ValueError("EQL with tail_from_groups=True needs class_frequencies ('r'/'c'/'f' per class)")
             tail = torch.tensor([f in ("r", "c") for f in self.class_frequencies], dtype=torch.bool)
         else:
-            tail = counts / num_images < self.lambda_
+            tail = below
         # T per column (column 0, background, is not a classifier here).
         self.register_buffer("tail_columns", torch.cat([torch.zeros(1, dtype=torch.bool), tail]), persistent=False)
 

@@ -29,10 +29,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from .base import ClassificationLoss, one_hot_targets
+from .base import ClassificationLoss, one_hot_targets, summed_over_processes
 
 
 class EQLv2(ClassificationLoss):
@@ -89,10 +88,7 @@ class EQLv2(ClassificationLoss):
         """Add this batch's weighted gradient magnitudes |p − y| · w per foreground class (all ranks' sums)."""
         magnitude = (torch.sigmoid(z) - targets).abs() * weights
         sums = torch.stack([(magnitude * targets).sum(0)[1:], (magnitude * (1 - targets)).sum(0)[1:]]).double()
-        if self.sync_across_processes and dist.is_available() and dist.is_initialized():
-            if dist.get_backend() == "nccl" and not sums.is_cuda:
-                sums = sums.cuda()
-            dist.all_reduce(sums)
+        sums = summed_over_processes(sums, self.sync_across_processes)
         self.pos_grad += sums[0].to(self.pos_grad.device)
         self.neg_grad += sums[1].to(self.neg_grad.device)
         self.collected += 1

@@ -28,11 +28,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..layers.classifiers import ClassifierSpec
-from .base import ClassificationLoss
+from .base import ClassificationLoss, summed_over_processes
 
 
 class SeesawLoss(ClassificationLoss):
@@ -123,8 +122,5 @@ class SeesawLoss(ClassificationLoss):
         """Add this batch's instances per column (of the ``rows`` only, when given) to ``counts``, all ranks'."""
         weights = torch.ones(labels.shape, dtype=torch.float64, device=labels.device) if rows is None else rows.double()
         batch = torch.zeros(columns, dtype=torch.float64, device=labels.device).index_add_(0, labels, weights)
-        if self.sync_across_processes and dist.is_available() and dist.is_initialized():
-            if dist.get_backend() == "nccl" and not batch.is_cuda:
-                batch = batch.cuda()
-            dist.all_reduce(batch)
+        batch = summed_over_processes(batch, self.sync_across_processes)
         self.counts += batch.to(self.counts.device)
