@@ -126,6 +126,11 @@ def test_dense_acsl_keeps_hard_negatives_of_foreground_anchors_and_the_schedule_
     background = mask[4:]
     assert background[:, 2:].all()  # frequent: every background anchor
     assert int(background[:, 1].sum()) == 39 and int(background[:, 0].sum()) == 3  # floor(10 %), floor(1 %) of 396
+    ignored = labels.clone()
+    ignored[4:204] = -1  # ignored anchors are not background: the schedule draws from the 196 others
+    targets, taken = loss.targets(ignored, z.dtype)
+    mask = loss.weight_mask(z, targets, taken)
+    assert int(mask[204:, 1].sum()) == 19 and not mask[4:204, :2].any()
     # with ξ = 0 (every negative hard) and every class frequent it is the focal loss
     plain = DenseACSL(C, ("f",) * C, xi=0.0)
     logits, labels = _batch()

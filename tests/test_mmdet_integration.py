@@ -404,6 +404,8 @@ def test_the_dense_losses_in_an_anchor_heads_layout_equal_the_acsl_loss_and_star
         assert torch.equal(a.grad, b.grad) and torch.equal(head.loss_cls.loss.pos_neg, reference.pos_neg)
     with pytest.raises(ValueError, match="set use_sigmoid=True"):
         mmdet_models.build(dict(type="acsl.DenseFocalLoss", num_classes=C, use_sigmoid=False))
+    with pytest.raises(RuntimeError, match="anchor weights other than 0 and 1"):
+        head.loss_cls(scores, labels, weights * 0.5, avg_factor=5.0)
 
 
 def test_dense_acsl_reads_its_groups_from_the_annotation_file_in_mmdets_order(mmdet_models, ann_file):

@@ -160,6 +160,11 @@ def test_a_device_generator_resumes_from_the_saved_state():
     resumed = _loss("acsl")
     resumed.load_state_dict(state)
     assert torch.equal(resumed.weight_mask(torch.zeros(200, C + 1), labels), expected)
+    # a device generator's state, loaded and saved again before it is used, is kept
+    state = {"generator_state": torch.Generator().get_state(), "device_generator_state": torch.Generator().get_state()}
+    loaded = _loss("acsl")
+    loaded.set_extra_state(state)
+    assert torch.equal(loaded.get_extra_state()["device_generator_state"], state["device_generator_state"])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -138,6 +138,8 @@ def test_runs_under_the_old_groups_are_never_returned(monkeypatch):
     monkeypatch.setattr(spec_module, "GROUP_RULE", "another rule")
     assert all(replace(spec).hash != old for spec, old in zip(specs, before))  # a fresh spec: not the cached hash
     assert "openimages" not in baseline_spec("quick").resolved()  # the LVIS track keeps its hashes
+    real = baseline_spec("openimages").resolved()["openimages"]  # the real files: the converter's version
+    assert real == {"convert": spec_module.CONVERT_VERSION, "groups": "another rule"}
 
 
 def test_the_rule_note_states_the_shares_and_what_they_give():

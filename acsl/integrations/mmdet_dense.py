@@ -78,7 +78,9 @@ class MMDetDenseLoss(nn.Module):
         c = self.loss.num_classes
         labels = labels.long()
         ours = torch.where(labels == c, torch.zeros_like(labels), labels + 1)
-        if label_weights is not None:
+        if label_weights is not None:  # 0: an ignored anchor; other weights (a pos_weight ≠ 1) are refused
+            torch._assert_async(((label_weights == 0) | (label_weights == 1)).all(),
+                                f"{SCOPE}.{type(self).__name__}: anchor weights other than 0 and 1")
             ours = torch.where(label_weights > 0, ours, torch.full_like(ours, -1))
         return self.loss_weight * self.loss(cls_score, ours, avg_factor)
 

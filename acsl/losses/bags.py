@@ -134,7 +134,7 @@ class BalancedGroupSoftmax(SeededDraws, ClassificationLoss):
         for g in range(1, len(self.groups) + 1):
             inside = group_of == g
             outside = ~inside
-            keep = torch.minimum(outside.sum(), torch.floor(self.others_ratio * inside.sum()).long())
+            keep = torch.minimum(outside.sum(), torch.floor(self.others_ratio * inside.sum().double()).long())
             rows = inside | uniform_subset(outside, keep, generator)
             targets = torch.where(inside, position, torch.zeros_like(position))
             losses = F.cross_entropy(z[:, self.group_columns(g)], targets, reduction="none")

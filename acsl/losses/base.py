@@ -231,7 +231,8 @@ class SeededDraws:
 
     On the CPU the draws come from ``generator``. A loss on another device draws there (``acsl.losses.draws``,
     no value read back to the host) from a generator on that device, seeded from the same seed and created on
-    first use (``generator_for``); its state is saved too."""
+    first use (``generator_for``); its state is saved too. A loss moved to another device mid-run starts that
+    device's stream from the saved (or seeded) state again."""
 
     #: The device generator's seed is the CPU one's plus this, so the two streams are not the same numbers.
     DEVICE_SEED_OFFSET = 7919
@@ -256,6 +257,8 @@ class SeededDraws:
         state = {"generator_state": self.generator.get_state()}
         if self._device_generator is not None:
             state["device_generator_state"] = self._device_generator.get_state()
+        elif self._device_generator_state is not None:  # loaded, not used since: saved again as it came
+            state["device_generator_state"] = self._device_generator_state
         return state
 
     def set_extra_state(self, state: dict) -> None:

@@ -68,10 +68,11 @@ class DenseClassificationLoss(nn.Module):
         targets, taken = self.targets(labels, z.dtype)
         if normaliser is None:
             normaliser = (labels > 0).sum().clamp(min=1)
-        terms = self.elementwise(z, targets) * taken.unsqueeze(1)
+        terms = self.elementwise(z, targets, taken) * taken.unsqueeze(1)
         return terms.sum() / normaliser
 
-    def elementwise(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def elementwise(self, z: torch.Tensor, targets: torch.Tensor, taken: torch.Tensor) -> torch.Tensor:
+        """The [N, C] loss terms (``taken``: the anchors not ignored; their terms are kept by ``forward``)."""
         raise NotImplementedError
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
@@ -96,7 +97,7 @@ class DenseFocalLoss(DenseClassificationLoss):
             raise ValueError(f"focal loss: gamma must be >= 0, got {gamma!r}")
         self.alpha, self.gamma = float(alpha), float(gamma)
 
-    def elementwise(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def elementwise(self, z: torch.Tensor, targets: torch.Tensor, taken: torch.Tensor) -> torch.Tensor:
         return focal_terms(z, targets, self.gamma, self.alpha)
 
 
@@ -115,7 +116,9 @@ class DenseACSL(SeededDraws, DenseClassificationLoss):
       class frequent this is the focal loss. The sum is divided by the positive anchors.
 
     This is our adaptation, not the paper's: the paper and its code cover two-stage detectors only. The draws
-    are masks made on the device (``acsl.losses.draws``), from the module's own seeded generator.
+    are masks made on the device (``acsl.losses.draws``), from the module's own seeded generator, over the
+    anchors of one call: under mmdet, whose anchor heads call ``loss_cls`` once per FPN level, the schedule is
+    drawn per level.
     """
 
     def __init__(self, num_classes: int, class_frequencies=None, xi: float = 0.7, alpha: float = 0.25,
@@ -134,12 +137,13 @@ class DenseACSL(SeededDraws, DenseClassificationLoss):
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, xi={self.xi}, alpha={self.alpha}, gamma={self.gamma}"
 
-    def weight_mask(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """[N, C] booleans: the elements trained (class docstring)."""
+    def weight_mask(self, z: torch.Tensor, targets: torch.Tensor, taken: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, C] booleans: the elements trained (class docstring); ``taken``: the anchors not ignored (an ignored
+        anchor is neither foreground nor among the background anchors the schedule draws from)."""
         positive = targets > 0
         foreground = positive.any(dim=1)
         hard = torch.sigmoid(z.detach()) >= self.xi
-        background = ~foreground
+        background = ~foreground if taken is None else ~foreground & taken
         n_bg = background.sum()
         generator = self.generator_for(z.device)
         common = uniform_subset(background, floor_fraction(self.common_fraction, n_bg), generator)
@@ -148,5 +152,5 @@ class DenseACSL(SeededDraws, DenseClassificationLoss):
         kept_by_background = (groups == 0) | ((groups == 1) & common.unsqueeze(1)) | ((groups == 2) & rare.unsqueeze(1))
         return torch.where(foreground.unsqueeze(1), hard | positive, kept_by_background)
 
-    def elementwise(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return focal_terms(z, targets, self.gamma, self.alpha) * self.weight_mask(z, targets)
+    def elementwise(self, z: torch.Tensor, targets: torch.Tensor, taken: torch.Tensor | None = None) -> torch.Tensor:
+        return focal_terms(z, targets, self.gamma, self.alpha) * self.weight_mask(z, targets, taken)

@@ -13,9 +13,10 @@ tensor on the device. The result is a boolean mask.
   keys u^(1/w) (Efraimidis and Spirakis, "Weighted random sampling with a reservoir", IPL 2006: the entries with
   the largest keys are such a draw), computed as log(u) / w; entries of weight 0 are never drawn.
 
-The losses use them on a GPU. On the CPU they keep their host draws (``torch.randperm``, ``torch.multinomial``),
-which every stored CPU run was trained with, so a CPU run's numbers do not change; the two streams differ, so a
-loss on a GPU draws other (equally distributed) subsets than on the CPU.
+ACSL, BAGS and the federated loss use them on a GPU. On the CPU they keep their host draws (``torch.randperm``,
+``torch.multinomial``), which every stored CPU run was trained with, so a CPU run's numbers do not change; the
+two streams differ, so such a loss on a GPU draws other (equally distributed) subsets than on the CPU. DropLoss
+and GOL, newer, draw their uniform numbers for every RoI on every device (one path).
 """
 
 from __future__ import annotations

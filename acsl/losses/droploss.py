@@ -42,6 +42,7 @@ class DropLoss(SeededDraws, ClassificationLoss):
     use_sigmoid = True
     requires_counts = True
     prior_probability = 0.001  # the authors' PRIOR_PROB: b = −6.9068
+    revision = 1  # u drawn for every RoI (one path on every device), where the first version drew for background RoIs
 
     def __init__(self, num_classes: int, class_frequencies: Sequence[str] | None = None,
                  class_image_counts: Sequence[int] | None = None, class_instance_counts: Sequence[int] | None = None,

@@ -58,21 +58,22 @@ class EqualizedFocalLoss(DenseClassificationLoss):
         gamma = self.gamma_b + self.scale_factor * (1 - self.pos_neg.to(dtype))
         return gamma.unsqueeze(0), (gamma / self.gamma_b).unsqueeze(0)
 
-    def elementwise(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def elementwise(self, z: torch.Tensor, targets: torch.Tensor, taken: torch.Tensor) -> torch.Tensor:
         gamma, weight = self.focusing(z.dtype)
         return weight * focal_terms(z, targets, gamma, self.alpha)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, normaliser: float | torch.Tensor | None = None
                 ) -> torch.Tensor:
         if self.training and logits.requires_grad:  # the gradient that reaches the logits, in backward
-            targets, taken = self.targets(labels.long(), torch.float64)
-            logits.register_hook(lambda grad: self.collect(grad, targets, taken))
+            kept = labels.long()  # only the labels wait for backward: the masks are made there
+            logits.register_hook(lambda grad: self.collect(grad, kept))
         return super().forward(logits, labels, normaliser)
 
     @torch.no_grad()
-    def collect(self, grad: torch.Tensor, targets: torch.Tensor, taken: torch.Tensor) -> None:
-        """Add this step's |∂L/∂z| over positive and negative elements per class (all processes' sums) and
-        update g = min(P / (N + 1e-10), 1)."""
+    def collect(self, grad: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add this step's |∂L/∂z| over positive and negative elements per class (all processes' sums; ignored
+        anchors, label −1, left out) and update g = min(P / (N + 1e-10), 1)."""
+        targets, taken = self.targets(labels, torch.float64)
         magnitude = grad.detach().abs().to(torch.float64) * taken.unsqueeze(1)
         sums = torch.stack([(magnitude * targets).sum(0), (magnitude * (1 - targets)).sum(0)])
         sums = summed_over_processes(sums, self.sync_across_processes)

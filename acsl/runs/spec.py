@@ -19,6 +19,7 @@ from typing import Any
 from ..config import DetectorConfig, Profile, SyntheticConfig, TrainConfig, scale_lr_to_batch
 from ..data.samplers import build_sampler
 from ..data.openimages_groups import GROUP_RULE
+from ..data.openimages_lvis import CONVERT_VERSION
 from ..data.openimages_synthetic import STYLE_VERSION
 from ..data.synthetic import CONTENT_VERSION as SYNTHETIC_CONTENT_VERSION
 from ..losses import LOSSES, build_loss
@@ -272,7 +273,9 @@ class ExperimentSpec:
         if self.settings.track == "openimages":
             # the Open Images form written from the benchmark, and the rule of its frequency groups, decide every
             # run of the track (ACSL's and EQL's most of all); a new version of either is another run
-            resolved["openimages"] = {"style": STYLE_VERSION, "groups": GROUP_RULE}
+            synthetic = isinstance(self.settings.data, SyntheticConfig)
+            source = {"style": STYLE_VERSION} if synthetic else {"convert": CONVERT_VERSION}
+            resolved["openimages"] = {**source, "groups": GROUP_RULE}
         return resolved
 
     @cached_property
