@@ -261,10 +261,10 @@ def _cuda_available() -> bool:
 #: Wall seconds of each notebook in the last measured ``quick`` report (2 jobs on 2 cores, from an empty run
 #: store): the order when ``reports/`` has none. Figure 4 and Table 1 reuse Table 2's runs, so they rank
 #: by what they add.
-TYPICAL_WALL_S = {"table2_xi_ablation": 1343, "table3_backbones": 1228, "table5_openimages_backbones": 1000,
-                  "table4_sota": 473, "table7_openimages_methods": 200, "table1_group_partition": 59,
-                  "fig1_label_distribution": 10, "table6_openimages_tail": 9, "fig4_per_class_ap": 9,
-                  "fig3_acsl_illustration": 7, "fig2_lvis_vs_openimages": 7}
+TYPICAL_WALL_S = {"table2_xi_ablation": 959, "table3_backbones": 946, "table5_openimages_backbones": 746,
+                  "table4_sota": 374, "table7_openimages_methods": 247, "table1_group_partition": 41,
+                  "fig1_label_distribution": 6, "table6_openimages_tail": 6, "fig4_per_class_ap": 6,
+                  "fig3_acsl_illustration": 5, "fig2_lvis_vs_openimages": 5}
 
 
 def execution_order(notebooks: list[Path], manifest_path: Path | None = None) -> list[Path]:

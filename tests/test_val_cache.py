@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from acsl.engine import load_checkpoint, predict
-from acsl.engine.val_cache import (VAL_CACHE_NAME, ValFeatureCache, build_val_feature_cache, predict_cached_stage2,
-                                   predict_from_val_cache, estimate_val_cache_bytes)
+from acsl.engine.val_cache import (VAL_CACHE_NAME, VAL_FC6_CACHE_NAME, ValFeatureCache, build_val_feature_cache,
+                                   estimate_val_cache_bytes, predict_cached_stage2, predict_from_val_cache)
 from acsl.losses import build_loss
 from acsl.models import build_detector
 from acsl.models.classifiers import apply_stage2_classifier
 from acsl.profiles import get_profile
-from acsl.runs import RunStore, decoupled_spec
+from acsl.runs import RunStore, baseline_spec, decoupled_spec
 from acsl.runs.datasets import evaluation_truth
 from acsl.runs.store import build_model, score_detections
 
@@ -88,6 +88,33 @@ def test_the_val_cache_is_built_once_per_parent(store, monkeypatch):
     cache = ValFeatureCache.open(meta.parent)
     _assert_same_detections(predict_from_val_cache(model, cache, val_set, "cpu", progress=False),
                             predict(model, val_set, spec.settings.eval_batch_size, "cpu", progress=False))
+
+
+def test_a_stage1_fine_tune_is_evaluated_from_its_starts_fc6_cache_with_the_whole_detectors_detections(store, monkeypatch):
+    spec = baseline_spec("smoke")  # backbone, RPN and the box head's first layer: its start's, frozen
+    assert spec.val_cache_name() == VAL_FC6_CACHE_NAME
+    record = store.metrics(spec)
+    meta = store.run_dir(spec.parent) / VAL_FC6_CACHE_NAME / "meta.json"
+    assert meta.is_file() and "val_cache_s" in record["timing"]
+    model = _stored_model(store, spec)
+    _, val_set, val_json = store.datasets(spec)
+    exact = predict(model, val_set, spec.settings.eval_batch_size, "cpu", progress=False)
+    cache = ValFeatureCache.open(meta.parent)
+    assert cache.after_fc6 and predict_from_val_cache(model, cache, val_set, "cpu", progress=False) == exact  # bit for bit
+    metrics, _ = score_detections(spec, evaluation_truth(val_set, val_json), exact)
+    _assert_same_metrics(record["metrics"], metrics)
+    # another fine-tune of the same start reads the same cache, and never runs the whole detector
+    written = meta.stat().st_mtime_ns
+    monkeypatch.setattr("acsl.engine.val_cache._write_cache", lambda *a, **k: pytest.fail("rebuilt the val cache"))
+    monkeypatch.setattr("acsl.runs.store.predict", lambda *a, **k: pytest.fail("ran the whole detector"))
+    longer = baseline_spec("smoke", schedule=2)
+    assert longer.parent == spec.parent and store.metrics(longer)["num_detections"] > 0
+    assert meta.stat().st_mtime_ns == written
+    # which runs have such a cache: not Cascade R-CNN, not a start-less profile, not the exact stage 2
+    assert baseline_spec("smoke", detector={"architecture": "cascade_rcnn"}).val_cache_name() is None
+    assert baseline_spec("lvis-v0.5").val_cache_name() is None
+    assert decoupled_spec("smoke", "acsl", xi=0.7).val_cache_name() is None
+    assert decoupled_spec("smoke", "acsl", xi=0.7, cached=True).val_cache_name() == VAL_CACHE_NAME
 
 
 def _detector(dataset, architecture="faster_rcnn"):

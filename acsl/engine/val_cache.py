@@ -50,6 +50,9 @@ from .trainer import resolve_device
 
 VAL_CACHE_FORMAT = 1
 VAL_CACHE_NAME = "val_cache"
+#: In a pretrained start's run directory: the val outputs of the box head's frozen first layer, shared by
+#: every stage-1 fine-tune of that start.
+VAL_FC6_CACHE_NAME = "val_cache-fc6"
 FEATURES_NAME = "features.f32"
 META_NAME = "meta.json"
 
@@ -67,6 +70,7 @@ class ValFeatureCache:
     sizes: np.ndarray
     image_ids: list[int]
     batch_size: int
+    after_fc6: bool = False  # the features are relu(fc6(·)): fc7 is applied when predicting
 
     @classmethod
     def open(cls, root: str | Path) -> ValFeatureCache:
@@ -76,7 +80,8 @@ class ValFeatureCache:
         features = (np.memmap(root / FEATURES_NAME, dtype=np.float32, mode="r", shape=shape) if meta["rows"]
                     else np.zeros(shape, dtype=np.float32))  # an empty file cannot be mapped
         return cls(root, features, np.load(root / "proposals.npy"), np.load(root / "offsets.npy"),
-                   np.load(root / "sizes.npy"), list(np.load(root / "image_ids.npy").tolist()), meta["batch_size"])
+                   np.load(root / "sizes.npy"), list(np.load(root / "image_ids.npy").tolist()), meta["batch_size"],
+                   meta.get("after") == "fc6")
 
 
 def _check_faster_rcnn(model: LongTailFasterRCNN) -> None:
@@ -85,23 +90,26 @@ def _check_faster_rcnn(model: LongTailFasterRCNN) -> None:
                          "detector (its later heads see boxes refined by the heads before them)")
 
 
-def frozen_weights_digest(model: LongTailFasterRCNN) -> str:
+def frozen_weights_digest(model: LongTailFasterRCNN, after_fc6: bool = False) -> str:
     """SHA-256 of the weights the cached features depend on: backbone, RPN and box head (the classifier and
-    the box regressor are applied afresh when predicting)."""
+    the box regressor are applied afresh when predicting); ``after_fc6``: the box head's first layer only."""
     digest = hashlib.sha256()
-    for part, module in (("backbone", model.backbone), ("rpn", model.rpn), ("box_head", model.roi_heads.box_head)):
+    head = model.roi_heads.box_head.fc6 if after_fc6 else model.roi_heads.box_head
+    for part, module in (("backbone", model.backbone), ("rpn", model.rpn), ("box_head", head)):
         for name, tensor in module.state_dict().items():
             digest.update(f"{part}.{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
             digest.update(tensor.detach().reshape(-1).cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
-def cache_key(model: LongTailFasterRCNN, val_set: LVISDetection, batch_size: int, device: torch.device) -> dict:
-    """What a val cache must match to be reused: weights, test-time settings, images, batches, device kind."""
+def cache_key(model: LongTailFasterRCNN, val_set: LVISDetection, batch_size: int, device: torch.device,
+              after_fc6: bool = False) -> dict:
+    """What a val cache must match to be reused: weights, test-time settings, images, batches, device kind
+    (and, for a cache of the box head's first layer, that it is one)."""
     transform, rpn = model.transform, model.rpn
     ids = json.dumps([int(i) for i in val_set.image_ids]).encode()
     key = {
-        "format": VAL_CACHE_FORMAT, "weights": frozen_weights_digest(model), "ann_file": str(val_set.ann_file),
+        "format": VAL_CACHE_FORMAT, "weights": frozen_weights_digest(model, after_fc6), "ann_file": str(val_set.ann_file),
         "images": len(val_set), "image_ids_sha256": hashlib.sha256(ids).hexdigest(), "batch_size": batch_size,
         "device": device.type, "torch": torch.__version__, "torchvision": torchvision.__version__,
         "settings": {
@@ -113,6 +121,8 @@ def cache_key(model: LongTailFasterRCNN, val_set: LVISDetection, batch_size: int
             "pool": repr(model.roi_heads.box_roi_pool),
         },
     }
+    if after_fc6:
+        key["after"] = "fc6"
     return json.loads(json.dumps(key))  # tuples as lists, as the stored meta reads back
 
 
@@ -132,20 +142,23 @@ def estimate_val_cache_bytes(model: LongTailFasterRCNN, num_images: int) -> int:
     return rows * (classifier.in_features + 4) * 4 + num_images * (16 + 32 + 8) + 4 * 128  # .npy headers
 
 
-def frozen_box_features(model: LongTailFasterRCNN, images: list[torch.Tensor]):
+def frozen_box_features(model: LongTailFasterRCNN, images: list[torch.Tensor], after_fc6: bool = False):
     """(proposals, box-head features, transformed image sizes) of a batch: the eval-mode path of
-    ``GeneralizedRCNN.forward`` and ``LongTailRoIHeads.forward`` up to the box predictor."""
+    ``GeneralizedRCNN.forward`` and ``LongTailRoIHeads.forward`` up to the box predictor (``after_fc6``: up to
+    the box head's first layer, relu(fc6(·)), as ``TwoMLPHead`` computes it)."""
     image_list, _ = model.transform(images)
     features = model.backbone(image_list.tensors)
     if isinstance(features, torch.Tensor):
         features = OrderedDict([("0", features)])
     proposals, _ = model.rpn(image_list, features)
     pooled = model.roi_heads.box_roi_pool(features, proposals, image_list.image_sizes)
-    return proposals, model.roi_heads.box_head(pooled), image_list.image_sizes
+    head = model.roi_heads.box_head
+    hidden = torch.relu(head.fc6(pooled.flatten(start_dim=1))) if after_fc6 else head(pooled)
+    return proposals, hidden, image_list.image_sizes
 
 
 def _write_cache(model: LongTailFasterRCNN, val_set: LVISDetection, staging: Path, batch_size: int,
-                 device: torch.device, progress: bool) -> tuple[int, int]:
+                 device: torch.device, progress: bool, after_fc6: bool = False) -> tuple[int, int]:
     """Write the cache's arrays into ``staging``; (rows, feature width)."""
     offsets = np.zeros((len(val_set), 2), dtype=np.int64)
     sizes = np.zeros((len(val_set), 4), dtype=np.int64)
@@ -158,7 +171,7 @@ def _write_cache(model: LongTailFasterRCNN, val_set: LVISDetection, staging: Pat
             chunk = range(start, min(start + batch_size, len(val_set)))
             images, _ = collate_detection([val_set[i] for i in chunk])  # as predict reads them
             images = [image.to(device) for image in images]
-            proposals, box_features, image_sizes = frozen_box_features(model, images)
+            proposals, box_features, image_sizes = frozen_box_features(model, images, after_fc6)
             features_file.write(box_features.float().cpu().numpy().tobytes())
             for index, image_proposals, size, image in zip(chunk, proposals, image_sizes, images):
                 offsets[index] = (rows, len(image_proposals))
@@ -181,15 +194,17 @@ def build_val_feature_cache(
     device: str | torch.device = "auto",
     progress: bool = True,
     limit_gb: float | None = None,
+    after_fc6: bool = False,
 ) -> ValFeatureCache:
     """The val feature cache of ``model``'s frozen parts over ``val_set`` in ``cache_dir``, built unless a
     complete one with the same key (``cache_key``) is there. ``model`` is the stage-1 parent or any stage-2
-    model of it (they share every weight the cache depends on). A ``CacheTooLargeError`` comes before
-    anything is written when the cache exceeds the free disk or ``limit_gb``."""
+    model of it (they share every weight the cache depends on); ``after_fc6``: the box head's first layer's
+    outputs, which every stage-1 fine-tune of one pretrained start shares when that layer is frozen. A
+    ``CacheTooLargeError`` comes before anything is written when the cache exceeds the free disk or ``limit_gb``."""
     _check_faster_rcnn(model)
     cache_dir, device = Path(cache_dir), resolve_device(device)
     model.to(device).eval()
-    expected = cache_key(model, val_set, batch_size, device)
+    expected = cache_key(model, val_set, batch_size, device, after_fc6)
     if _is_complete(cache_dir, expected):
         return ValFeatureCache.open(cache_dir)
     estimate = estimate_val_cache_bytes(model, len(val_set))
@@ -200,7 +215,7 @@ def build_val_feature_cache(
     staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.tmp-pid{os.getpid()}-", dir=cache_dir.parent))
     staging.chmod(cache_dir.parent.stat().st_mode & 0o777)  # mkdtemp's is 0700; the run dir's instead
     try:
-        rows, dim = _write_cache(model, val_set, staging, batch_size, device, progress)
+        rows, dim = _write_cache(model, val_set, staging, batch_size, device, progress, after_fc6)
         atomic_write_json(staging / META_NAME, {**expected, "rows": rows, "dim": dim, "estimated_bytes": estimate,
                                                 "build_s": time.perf_counter() - started})
         shutil.rmtree(cache_dir, ignore_errors=True)  # a stale cache of another detector
@@ -239,6 +254,8 @@ def predict_from_val_cache(
         features = torch.from_numpy(np.array(cache.features[first:last])).to(device)
         proposals = list(torch.from_numpy(cache.proposals[first:last]).to(device).split(offsets[:, 1].tolist()))
         image_sizes = [(h, w) for h, w, _, _ in sizes]
+        if cache.after_fc6:  # TwoMLPHead's second layer, on the cached first layer's outputs
+            features = torch.relu(heads.box_head.fc7(features))
         class_logits, box_regression = heads.box_predictor(features)
         boxes, scores, labels = heads.postprocess_detections(class_logits, box_regression, proposals, image_sizes)
         outputs = [{"boxes": b, "scores": s, "labels": l} for b, s, l in zip(boxes, scores, labels)]
@@ -256,13 +273,15 @@ def predict_cached_stage2(
     device: str | torch.device = "auto",
     progress: bool = True,
     limit_gb: float | None = None,
+    after_fc6: bool = False,
 ) -> tuple[list[dict], float]:
     """(detections, seconds spent on the cache): a cached stage-2 model's ``predict`` from the val cache in
-    ``cache_dir``, built first when missing or stale (~0 s when reused). A cache that would be too large is
-    named in a warning and the whole detector runs instead (0 s)."""
+    ``cache_dir`` (``after_fc6``: a stage-1 fine-tune's, from its start's cache of the box head's frozen first
+    layer), built first when missing or stale (~0 s when reused). A cache that would be too large is named in
+    a warning and the whole detector runs instead (0 s)."""
     started = time.perf_counter()
     try:
-        cache = build_val_feature_cache(model, val_set, cache_dir, batch_size, device, progress, limit_gb)
+        cache = build_val_feature_cache(model, val_set, cache_dir, batch_size, device, progress, limit_gb, after_fc6)
     except CacheTooLargeError as error:
         warnings.warn(f"{error}; evaluating with the whole detector instead", RuntimeWarning, stacklevel=2)
         return predict(model, val_set, batch_size, device, progress), 0.0

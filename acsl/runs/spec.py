@@ -278,6 +278,22 @@ class ExperimentSpec:
             resolved["openimages"] = {**source, "groups": GROUP_RULE}
         return resolved
 
+    def val_cache_name(self) -> str | None:
+        """The val feature cache, in the parent's run directory, that evaluates this spec with the same detections
+        as the whole detector (``acsl.engine.val_cache``), or None: a cached stage 2's (its parent's box head);
+        a stage-1 fine-tune's whose backbone, RPN and box head's first layer are its start's, frozen (the
+        start's fc6 outputs). Faster R-CNN, one process."""
+        from ..engine import distributed
+        from ..engine.val_cache import VAL_CACHE_NAME, VAL_FC6_CACHE_NAME
+
+        config = self.detector_config()
+        if config.architecture != "faster_rcnn" or distributed.is_distributed() or self.parent is None:
+            return None
+        if self.stage == 2 and self.cached:
+            return VAL_CACHE_NAME
+        frozen_start = config.frozen_backbone and config.frozen_rpn and config.frozen_fc6
+        return VAL_FC6_CACHE_NAME if self.stage == 1 and frozen_start else None
+
     @cached_property
     def hash(self) -> str:
         canonical = json.dumps(self.resolved(), sort_keys=True, default=list)

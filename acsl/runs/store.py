@@ -298,13 +298,14 @@ class RunStore:
         apply_stage2_classifier(model, spec.classifier)
         model.load_state_dict(load_checkpoint(checkpoint)["model"])
         started = time.perf_counter()
-        if spec.cached and spec.detector_config().architecture == "faster_rcnn" and not distributed.is_distributed():
-            from ..engine.val_cache import VAL_CACHE_NAME, predict_cached_stage2  # Cascade R-CNN: whole detector
+        cache = spec.val_cache_name()
+        if cache is not None and (self.run_dir(spec.parent) / CHECKPOINT_NAME).is_file():  # never a folder without a run
+            from ..engine.val_cache import predict_cached_stage2
 
             with self.cache_lock(spec.parent):
                 detections, val_cache_s = predict_cached_stage2(
-                    model, val_set, self.run_dir(spec.parent) / VAL_CACHE_NAME, spec.settings.eval_batch_size,
-                    self.device, self.progress, self.cache_limit_gb)
+                    model, val_set, self.run_dir(spec.parent) / cache, spec.settings.eval_batch_size,
+                    self.device, self.progress, self.cache_limit_gb, after_fc6=spec.stage == 1)
             started += val_cache_s
             record_timing(run_dir, "val_cache_s", val_cache_s, accumulate=False)  # ~0 when it already existed
         else:
