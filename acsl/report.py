@@ -258,8 +258,8 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-#: Wall seconds of each notebook in the last measured ``quick`` report (2 jobs on 2 cores, from an empty run
-#: store): the order when ``reports/`` has none. Figure 4 and Table 1 reuse Table 2's runs, so they rank
+#: Wall seconds of each notebook in a measured ``quick`` report (2 jobs on 2 cores, from an empty run store;
+#: commit 3374915, Intel Xeon; Tables 2 and 3 are within each other's noise): the order when ``reports/`` has none. Figure 4 and Table 1 reuse Table 2's runs, so they rank
 #: by what they add.
 TYPICAL_WALL_S = {"table2_xi_ablation": 959, "table3_backbones": 946, "table5_openimages_backbones": 746,
                   "table4_sota": 374, "table7_openimages_methods": 247, "table1_group_partition": 41,
