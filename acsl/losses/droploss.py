@@ -64,15 +64,15 @@ class DropLoss(SeededDraws, ClassificationLoss):
         background ones, as the authors draw ``rand_like`` over the whole logits."""
         rare = self.rare_columns.to(labels.device).unsqueeze(0)
         foreground = (labels > 0).unsqueeze(1)
-        targets = torch.zeros(labels.shape[0], self.num_classes + 1, dtype=dtype, device=labels.device)
-        targets.scatter_(1, labels.unsqueeze(1), 1.0)
         count = foreground.sum()
         keep_rate = (rare[0, labels].unsqueeze(1) & foreground).sum() / count.clamp(min=1)
-        uniform = torch.rand(targets.shape, generator=self.generator_for(labels.device), device=labels.device)
+        shape = (labels.shape[0], self.num_classes + 1)
+        uniform = torch.rand(shape, generator=self.generator_for(labels.device), device=labels.device)
         # no foreground RoI: the authors' ratio is NaN and nothing is dropped
         background_drop = rare & (uniform > keep_rate) & (count > 0)
         drop = torch.where(foreground, rare, background_drop)
-        weights = 1 - drop.to(dtype) * (1 - targets)
+        drop.scatter_(1, labels.unsqueeze(1), False)  # T (1 − y): a RoI's own column is never dropped
+        weights = 1 - drop.to(dtype)
         weights[:, 0] = 0
         return weights
 
