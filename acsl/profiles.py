@@ -64,6 +64,12 @@ _SHARED_NOTE = ("one benchmark and one pretrained start (seed 0) for every seed,
                 "RoI sampling; docs/ARCHITECTURE.md, \"Seeds and intervals\")")
 
 
+#: NorCal's γ on the synthetic profiles: the highest mAP of the softmax baseline's calibrated scores on
+#: quick-tuning, before NorCal ran on any reported seed (scripts/calibrate_norcal.py; docs/ARCHITECTURE.md,
+#: "NorCal's γ"). Its authors ship none (their default 0 is the plain softmax).
+NORCAL_GAMMA = 0.8
+
+
 def _fine_tune_note(epochs: int, step: int) -> str:
     """The model note's schedule phrase for a ``epochs``-epoch 1x fine-tune with the lr step at ``step``."""
     return f"1x = {epochs} epochs of fine-tuning (lr 0.04, ×0.1 at {step}), 2x = {2 * epochs}, stage 2 = {epochs}"
@@ -86,7 +92,7 @@ PROFILES: dict[str, Profile] = {
         larger_backbones=_CPU_LARGER_BACKBONES,
         larger_backbones_note=_CPU_LARGER_NOTE,
         loss_defaults={"eql": {"lambda_": 100.4 / 24}, "droploss": {"lambda_": 100.4 / 24}, "gol": {"lambda_": 100.4 / 24},
-                       "bags": {"bins": "0,1,6,36"}},
+                       "bags": {"bins": "0,1,6,36"}, "norcal": {"gamma": NORCAL_GAMMA}},
         sampler_defaults={"repeat_factor": {"threshold": 12 / 24}},
     ),
     "quick": Profile(
@@ -115,7 +121,8 @@ PROFILES: dict[str, Profile] = {
         # EQL's and DropLoss's tail: the rare and common classes, as their λ cuts LVIS; GOL's the same here (its
         # λ = 0.0011 on LVIS v1 also takes 17 of the frequent classes)
         loss_defaults={"eql": {"lambda_": 100.4 / 1000}, "droploss": {"lambda_": 100.4 / 1000},
-                       "gol": {"lambda_": 100.4 / 1000}, "bags": {"bins": "0,8,53,565"}},
+                       "gol": {"lambda_": 100.4 / 1000}, "bags": {"bins": "0,8,53,565"},
+                       "norcal": {"gamma": NORCAL_GAMMA}},
         sampler_defaults={"repeat_factor": {"threshold": 57 / 1000}},
     ),
 }

@@ -170,6 +170,19 @@ def test_norcal_on_a_sigmoid_base_divides_the_odds_and_refuses_other_layouts():
         _build("norcal", gamma=-1.0)
 
 
+def test_norcal_loads_the_state_of_a_detector_trained_with_its_base_loss():
+    """The run store evaluates the base loss's checkpoint with NorCal's scores (``ExperimentSpec.trained_as``):
+    the base loss's state (EQLv2's gradient statistics) moves under NorCal's ``base``."""
+    trained, calibrated = torch.nn.Module(), torch.nn.Module()
+    trained.loss, calibrated.loss = _build("eqlv2"), _build("norcal", base="eqlv2", gamma=0.5)
+    trained.loss.pos_grad.fill_(3.0)
+    calibrated.load_state_dict(trained.state_dict())  # strict: every key placed
+    assert torch.equal(calibrated.loss.base.pos_grad, trained.loss.pos_grad)
+    calibrated.load_state_dict(calibrated.state_dict())  # its own state loads as before
+    assert LOSSES["norcal"].trained_as({"gamma": 0.5}) == ("softmax_ce", {})
+    assert LOSSES["norcal"].trained_as({"base": "eqlv2"}) == ("eqlv2", {}) and LOSSES["eqlv2"].trained_as({}) is None
+
+
 def test_the_new_losses_are_registered_and_train_a_detector_step():
     from conftest import train_steps
 

@@ -10,8 +10,8 @@ from acsl import paper
 from acsl.cli.arguments import spec_arguments, spec_from_arguments
 from acsl.cli.main import build_parser
 from acsl.data.stats import equivalent_threshold, load_category_stats
-from acsl.runs import METHODS, NOT_IMPLEMENTED, ExperimentSpec, baseline_spec, method_spec
-from acsl.profiles import get_profile
+from acsl.runs import AFTER_ACSL_METHODS, METHODS, NOT_IMPLEMENTED, ExperimentSpec, baseline_spec, method_spec
+from acsl.profiles import NORCAL_GAMMA, get_profile
 
 
 def test_every_row_of_the_papers_table4_is_a_method_or_named_as_not_implemented():
@@ -87,3 +87,24 @@ def test_equivalent_threshold_keeps_the_share_of_classes_below_the_line():
     assert equivalent_threshold(1, reference, target) == 1
     with pytest.raises(ValueError, match="non-empty"):
         equivalent_threshold(5, [], target)
+
+
+def test_the_methods_after_acsl_train_end_to_end_and_norcal_evaluates_the_softmax_baseline():
+    for label in ("ECM", "GOL", "DropLoss"):
+        spec = method_spec("quick", label)
+        assert spec.stage == 1 and spec.trained_as is None and spec.parent == baseline_spec("quick").parent
+    assert dict(method_spec("quick", "GOL").loss_options)["lambda_"] == pytest.approx(100.4 / 1000)
+    # the ones Table 4 also runs are the same specs there, so its runs are shared
+    for label in ("Softmax CE", "ACSL", "EQLv2", "Seesaw"):
+        assert AFTER_ACSL_METHODS[label] is METHODS[label]
+    norcal = method_spec("quick", "NorCal", seed=2)
+    assert dict(norcal.loss_options)["gamma"] == NORCAL_GAMMA > 0  # chosen on quick-tuning
+    assert norcal.trained_as == baseline_spec("quick", seed=2)  # no training of its own
+    assert "post hoc" in AFTER_ACSL_METHODS["NorCal"].training
+    # its hash follows the detector it evaluates; a base loss other than softmax is another detector
+    assert norcal.resolved()["trained_as"] == baseline_spec("quick", seed=2).hash
+    other = ExperimentSpec(profile="quick", loss="norcal", loss_options=(("base", "bce"), ("gamma", 0.5)))
+    assert other.trained_as == ExperimentSpec(profile="quick", loss="bce") and other.hash != norcal.hash
+    assert baseline_spec("quick").trained_as is None and "trained_as" not in baseline_spec("quick").resolved()
+    with pytest.raises(ValueError, match="unknown method 'Nope'"):
+        method_spec("quick", "Nope")

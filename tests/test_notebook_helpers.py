@@ -152,7 +152,8 @@ def test_the_example_can_be_given_and_the_item_type_is_checked():
 
 #: List parameters whose default is not a list literal (None: every method; the profile's report seeds).
 LIST_PARAMETERS_WITHOUT_A_LIST_DEFAULT = {"table4_sota": {"methods", "seeds"}, "table2_xi_ablation": {"seeds"},
-                                         "table5_openimages_backbones": {"seeds"}, "table7_openimages_methods": {"seeds"}}
+                                         "table5_openimages_backbones": {"seeds"}, "table7_openimages_methods": {"seeds"},
+                                         "beyond_after_acsl": {"methods", "seeds"}}
 PATH_PARAMETERS = ("run_store", "data_root", "output_dir")
 
 

@@ -146,6 +146,13 @@ class ClassificationLoss(nn.Module):
             return torch.full((self.num_classes + 1,), -math.log((1 - prior) / prior))
         return None
 
+    @staticmethod
+    def trained_as(options: dict) -> tuple[str, dict] | None:
+        """For a test-time transform of another loss's detector (NorCal): the loss name and options whose
+        training it is, so the run store evaluates that loss's trained detector instead of training the same
+        weights again (``acsl.runs.spec.ExperimentSpec.trained_as``); None for a loss that trains its own."""
+        return None
+
     def initial_weight(self) -> float | None:
         """A constant every weight of the classifier starts from, or None for the layer's own initialisation
         (every loss but GOL, whose authors start each weight at 0.001)."""

@@ -1,6 +1,8 @@
 """NorCal (Pan, Cai, Ren, Hoiem and Sim, "On Model Calibration for Long-Tailed Object Detection and Instance
 Segmentation", NeurIPS 2021): a post-hoc calibration of a trained detector's class scores by class frequency;
-training is the base loss's, unchanged (docs/ARCHITECTURE.md, "Peer losses and samplers").
+training is the base loss's, unchanged (docs/ARCHITECTURE.md, "Peer losses and samplers"). The run store
+therefore never trains a NorCal run: it evaluates the base loss's trained detector of the same spec with these
+scores (``trained_as``).
 
 With N_c the training images of class c and γ ≥ 0, a softmax detector's test-time scores become
 
@@ -63,6 +65,14 @@ class NorCal(ClassificationLoss):
         # γ · log N_c per column; column 0 (background) unscaled
         shift = torch.cat([torch.zeros(1, dtype=torch.float64), self.gamma * counts.log()])
         self.register_buffer("log_count_shift", shift, persistent=False)  # float64: cast to the logits
+        self.register_load_state_dict_pre_hook(_accept_base_state)
+
+
+    @staticmethod
+    def trained_as(options: dict) -> tuple[str, dict]:
+        """NorCal trains exactly as its base loss (``forward``): its detector is the base loss's, evaluated
+        with the calibrated ``scores`` (no retraining, the paper's post-hoc use)."""
+        return str(options.get("base", "softmax_ce")), {}
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, base={self.base_name!r}, gamma={self.gamma}"
@@ -92,3 +102,13 @@ class NorCal(ClassificationLoss):
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """The base loss's scores of z − γ · log N (column 0 unscaled)."""
         return self.base.scores(logits - self.log_count_shift.to(logits))
+
+
+def _accept_base_state(module: NorCal, state_dict: dict, prefix: str, *args) -> None:
+    """Load a detector trained with the base loss itself (the run store evaluates that one, ``trained_as``):
+    the base loss's state (Seesaw's counts, EQLv2's gradient statistics) sits under ``prefix`` there and under
+    ``prefix + "base."`` here; NorCal keeps no state of its own."""
+    own = prefix + "base."
+    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(own)]:
+        state_dict[own + key[len(prefix):]] = state_dict.pop(key)
+

@@ -32,6 +32,8 @@ class Method:
 
     @property
     def training(self) -> str:
+        if self.loss == "norcal":  # ExperimentSpec.trained_as: the base loss's detector, its scores calibrated
+            return "post hoc (the softmax baseline's detector, scores calibrated; no training)"
         return "end to end (stage 1)" if self.stage == 1 else "decoupled (stage 2 on the softmax baseline)"
 
 
@@ -52,6 +54,16 @@ METHODS: dict[str, Method] = {m.label: m for m in (
     Method("Federated loss", "federated", 1, "Zhou et al., 2021", in_paper=False),
 )}
 
+#: The long-tail losses that came after ACSL, on Table 4's setting (notebooks/beyond_after_acsl.ipynb): ACSL and
+#: the softmax baseline, the two of 2021 that Table 4 runs at one seed, and four more. Beyond the paper.
+AFTER_ACSL_METHODS: dict[str, Method] = {m.label: m for m in (
+    METHODS["Softmax CE"], METHODS["ACSL"], METHODS["EQLv2"], METHODS["Seesaw"],
+    Method("ECM", "ecm", 1, "Cho and Krähenbühl, ECCV 2022", in_paper=False),
+    Method("GOL", "gol", 1, "Alexandridis et al., ECCV 2022", in_paper=False),
+    Method("DropLoss", "droploss", 1, "Hsieh et al., AAAI 2021", in_paper=False),
+    Method("NorCal", "norcal", 1, "Pan et al., NeurIPS 2021", in_paper=False),
+)}
+
 #: Rows of the paper's Table 4 that no code here implements (their rows keep "not run").
 NOT_IMPLEMENTED = ("SimCal",)
 
@@ -65,9 +77,10 @@ OPENIMAGES_METHODS: dict[str, Method] = {m.label: m for m in (
 
 def method_spec(profile: str, label: str, seed: int = 0, cached: bool = False,
                 detector: dict | None = None) -> ExperimentSpec:
-    """The ``ExperimentSpec`` of method ``label`` (a key of ``METHODS``) in ``profile``; ``cached``: a
-    decoupled method's stage 2 on cached box-head features (ignored for end-to-end methods)."""
-    table = OPENIMAGES_METHODS if get_profile(profile).track == "openimages" else METHODS
+    """The ``ExperimentSpec`` of method ``label`` (a key of ``METHODS`` or ``AFTER_ACSL_METHODS``) in
+    ``profile``; ``cached``: a decoupled method's stage 2 on cached box-head features (ignored for end-to-end
+    methods)."""
+    table = OPENIMAGES_METHODS if get_profile(profile).track == "openimages" else {**METHODS, **AFTER_ACSL_METHODS}
     try:
         method = table[label]
     except KeyError:

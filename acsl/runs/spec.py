@@ -175,6 +175,17 @@ class ExperimentSpec:
                               subset=self.subset)
 
     @property
+    def trained_as(self) -> ExperimentSpec | None:
+        """The spec whose trained detector this one evaluates, for a loss that only transforms another's test
+        scores (NorCal, ``ClassificationLoss.trained_as``): the same spec with the base loss. None: this spec
+        trains its own detector."""
+        twin = LOSSES[self.loss].trained_as(dict(self.loss_options))
+        if twin is None:
+            return None
+        loss, options = twin
+        return replace(self, loss=loss, loss_options=tuple(options.items()))
+
+    @property
     def on_cached_proposals(self) -> bool:
         """Trained on the pretrained start's cached FPN maps and proposals (``acsl.engine.proposal_cache``):
         a stage-1 fine-tune of the RoI heads alone (frozen backbone, FPN and RPN), and the exact (not
@@ -270,6 +281,9 @@ class ExperimentSpec:
         revision = LOSSES[self.loss].revision
         if revision:
             resolved["loss_revision"] = revision
+        twin = self.trained_as
+        if twin is not None:  # evaluated on that spec's detector: a new training of it is another run
+            resolved["trained_as"] = twin.hash
         if self.settings.track == "openimages":
             # the Open Images form written from the benchmark, and the rule of its frequency groups, decide every
             # run of the track (ACSL's and EQL's most of all); a new version of either is another run

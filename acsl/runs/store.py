@@ -154,8 +154,11 @@ class RunStore:
         return exclusive(self.root / LOCKS_DIR / file_name, what)
 
     def checkpoint(self, spec: ExperimentSpec) -> Path:
-        """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished."""
+        """The spec's trained checkpoint, training it (and its stage-1 parent) when missing or unfinished; for a
+        spec that only transforms another's test scores (NorCal), that spec's (``ExperimentSpec.trained_as``)."""
         spec = bounded(spec, self.max_iters)
+        if spec.trained_as is not None:
+            return self.checkpoint(spec.trained_as)
         checkpoint = self.run_dir(spec) / CHECKPOINT_NAME
         if _finished(checkpoint, spec):
             return checkpoint
@@ -293,6 +296,9 @@ class RunStore:
 
     def _evaluate(self, spec: ExperimentSpec, run_dir: Path) -> dict[str, Any]:
         checkpoint = self.checkpoint(spec)
+        if spec.trained_as is not None and distributed.is_main_process():  # no training made its folder
+            run_dir.mkdir(parents=True, exist_ok=True)
+            record_data(run_dir, spec, self.data_identity(spec))
         train_set, val_set, val_json = self.datasets(spec)
         model = build_model(spec, train_set)
         apply_stage2_classifier(model, spec.classifier)
