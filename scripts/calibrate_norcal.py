@@ -33,7 +33,10 @@ def main() -> None:
         spec = ExperimentSpec(profile=TUNING, loss="norcal", loss_options=(("gamma", gamma),), seed=seed)
         rows[gamma] = m = store.metrics(spec)["metrics"]
         print(f"γ {gamma:.2f}  mAP {m['AP']:.2f}  APr {m['APr']:.2f}  APc {m['APc']:.2f}  APf {m['APf']:.2f}", flush=True)
-    best = max(rows, key=lambda g: rows[g]["AP"])
+    defined = [g for g in rows if rows[g]["AP"] == rows[g]["AP"]]  # NaN: no ground truth, no choice
+    if not defined:
+        raise SystemExit("no γ gave a defined mAP on the tuning draw")
+    best = max(defined, key=lambda g: rows[g]["AP"])
     print(f"highest mAP at γ = {best} ({rows[best]['AP']:.2f}; γ = 0, the plain softmax: {rows.get(0.0, {}).get('AP', float('nan')):.2f})")
 
 

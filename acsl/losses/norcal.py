@@ -1,4 +1,4 @@
-"""NorCal (Pan, Cai, Ren, Hoiem and Sim, "On Model Calibration for Long-Tailed Object Detection and Instance
+"""NorCal (Pan, Zhang, Li, Hu, Xuan, Changpinyo, Gong and Chao, "On Model Calibration for Long-Tailed Object Detection and Instance
 Segmentation", NeurIPS 2021): a post-hoc calibration of a trained detector's class scores by class frequency;
 training is the base loss's, unchanged (docs/ARCHITECTURE.md, "Peer losses and samplers"). The run store
 therefore never trains a NorCal run: it evaluates the base loss's trained detector of the same spec with these
@@ -71,7 +71,9 @@ class NorCal(ClassificationLoss):
     @staticmethod
     def trained_as(options: dict) -> tuple[str, dict]:
         """NorCal trains exactly as its base loss (``forward``): its detector is the base loss's, evaluated
-        with the calibrated ``scores`` (no retraining, the paper's post-hoc use)."""
+        with the calibrated ``scores`` (no retraining, the paper's post-hoc use). The base loss is built with
+        its own defaults, as NorCal builds it: a base whose options a profile sets (DropLoss's λ) names that
+        loss at its defaults, not the profile's row of it."""
         return str(options.get("base", "softmax_ce")), {}
 
     def extra_repr(self) -> str:
