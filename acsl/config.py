@@ -339,6 +339,11 @@ class Profile:
     # by shape (``acsl.data.coarse``), whose backbone, FPN, RPN and box head every stage-1 run starts from.
     # None: stage 1 starts from the detector's ``init`` (the real-data profiles: torchvision's COCO weights).
     pretrain: TrainConfig | None = None
+    # The one-stage (RetinaNet) fine-tune's schedule from its own pretrained start, calibrated on its own
+    # (docs/ARCHITECTURE.md, "A one-stage detector"); None: ``stage1``'s.
+    one_stage_fine_tune: TrainConfig | None = None
+    # ... and its pretrained start's (a RetinaNet learns slower than a Faster R-CNN); None: ``pretrain``'s.
+    one_stage_pretrain: TrainConfig | None = None
     # The profile whose pretrained start this one shares (None: its own); the Open Images track at a CPU
     # scale starts from the LVIS track's, as the paper's detectors all start from COCO.
     pretrain_profile: str | None = None

@@ -172,10 +172,19 @@ def test_beyond_the_paper_compares_the_later_methods_with_acsl_on_table4s_runs(s
     assert (table.loc["NorCal", [(c, "ours") for c in columns]] != table.loc["Softmax CE", [(c, "ours") for c in columns]]).any()
     claims = pd.read_csv(reports / "beyond_after_acsl_claims.csv", index_col=0)
     later = ["EQLv2", "Seesaw", "ECM", "GOL", "DropLoss", "NorCal"]
-    assert list(claims.index) == [f"{m} above ACSL on APr (beyond the paper)" for m in later]
+    assert list(claims.index) == [f"{m} above ACSL on APr (beyond the paper)" for m in later] + [
+        "ACSL above the focal loss on APr, one-stage (beyond the paper)", "EFL above ACSL on APr, one-stage (beyond the paper)"]
     assert claims["paper"].isna().all() and (claims["verdict"] == "pipeline check only (smoke)").all()
     assert claims.loc["ECM above ACSL on APr (beyond the paper)", "ours"] == pytest.approx(
         table.loc["ECM", ("APr", "ours")] - table.loc["ACSL", ("APr", "ours")], abs=0.01)
+    # one-stage: RetinaNet from its own start (trained with the focal loss), fine-tuned with each dense loss
+    one = pd.read_csv(reports / "beyond_after_acsl_one_stage.csv", header=[0, 1], index_col=0)
+    assert list(one.index) == ["Focal loss (RetinaNet)", "EFL (RetinaNet)", "ACSL (RetinaNet)"]
+    assert one[("mAP", "ours")].notna().all() and one.loc["EFL (RetinaNet)", ("APr", "published")] == 20.2
+    assert claims.loc["EFL above ACSL on APr, one-stage (beyond the paper)", "ours"] == pytest.approx(
+        one.loc["EFL (RetinaNet)", ("APr", "ours")] - one.loc["ACSL (RetinaNet)", ("APr", "ours")], abs=0.01)
+    starts = {p.parent.name for p in (root / "runs").glob("smoke_retinanet_stage0_dense_focal_*/checkpoint.pt")}
+    assert len(starts) == 1  # one RetinaNet start, shared by the three losses
     # the index lists it after the paper's notebooks and says that it goes beyond the paper
     index = (reports / "index.html").read_text()
     assert index.index('href="beyond_after_acsl.html"') > index.index('href="table4_sota.html"')

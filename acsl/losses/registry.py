@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,8 @@ from .class_balanced import ClassBalancedCE
 from .droploss import DropLoss
 from .ecm import EffectiveClassMarginLoss
 from .eql import EQL
+from .dense import DenseACSL, DenseClassificationLoss, DenseFocalLoss
+from .efl import EqualizedFocalLoss
 from .eqlv2 import EQLv2
 from .federated import FederatedLoss
 from .focal import FocalLoss
@@ -40,6 +43,31 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
     "gol": GumbelOptimizedLoss,
     "norcal": NorCal,
 }
+
+
+#: The losses of a one-stage detector (``acsl.models.retinanet``; the dense layout of ``acsl.losses.dense``): a
+#: spec whose detector is RetinaNet names one of these, and no other.
+DENSE_LOSSES: dict[str, type[DenseClassificationLoss]] = {
+    "dense_focal": DenseFocalLoss,
+    "efl": EqualizedFocalLoss,
+    "dense_acsl": DenseACSL,
+}
+
+
+def build_dense_loss(name: str, num_classes: int, class_frequencies: Sequence[str] | None = None,
+                     **options: Any) -> DenseClassificationLoss:
+    """Build the dense loss registered under ``name`` (one of ``DENSE_LOSSES``) with ``options``; the training
+    set's ``class_frequencies`` go to the losses that take them (``DenseACSL``)."""
+    try:
+        cls = DENSE_LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown one-stage loss {name!r}; registered: {', '.join(sorted(DENSE_LOSSES))}") from None
+    if "class_frequencies" in inspect.signature(cls.__init__).parameters:
+        options["class_frequencies"] = class_frequencies
+    try:
+        return cls(num_classes=num_classes, **options)
+    except TypeError as error:
+        raise ValueError(f"bad options for loss {name!r}: {error}") from None
 
 
 def build_loss(

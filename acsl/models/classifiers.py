@@ -62,7 +62,10 @@ def stage2_classifier(classifier: nn.Module, mode: str) -> nn.Module:
 
 def apply_stage2_classifier(model: nn.Module, mode: str) -> None:
     """Turn every box head's classifier of ``model`` into its stage-2 form (``stage2_classifier``); a
-    re-initialised one gets the loss's initial bias, as a freshly built detector has."""
+    re-initialised one gets the loss's initial bias, as a freshly built detector has. ``"stage1"`` changes
+    nothing (any detector, RetinaNet included)."""
+    if mode == "stage1":
+        return
     for predictor in model.roi_heads.predictors:
         predictor.cls_score = stage2_classifier(predictor.cls_score, mode)
         if mode == "reinit":

@@ -24,6 +24,7 @@ from ..config import DetectorConfig
 from ..losses.base import ClassificationLoss
 from .backbones import build_backbone
 from .cascade import CascadeRoIHeads
+from .retinanet import LongTailRetinaNet, build_retinanet, load_retinanet_init
 from .roi_heads import LongTailRoIHeads
 from .classifiers import initialise_classifier, install_classifier
 from .sampling import SAMPLING_KEY, KeyedBalancedSampler
@@ -74,6 +75,8 @@ class LongTailFasterRCNN(GeneralizedRCNN):
 def build_detector(config: DetectorConfig, num_classes: int, loss: ClassificationLoss) -> LongTailFasterRCNN:
     """Faster R-CNN FPN (or Cascade R-CNN FPN, ``config.architecture``) for ``num_classes`` foreground
     classes whose box classifier(s) are trained by ``loss``."""
+    if config.architecture == "retinanet":  # one-stage: its loss is a dense one (acsl.losses.DENSE_LOSSES)
+        return build_retinanet(config, num_classes, loss)
     if loss.num_classes != num_classes:
         raise ValueError(f"loss was built for {loss.num_classes} classes, the detector for {num_classes}")
     if config.architecture not in ARCHITECTURES:
@@ -139,7 +142,7 @@ def build_detector(config: DetectorConfig, num_classes: int, loss: Classificatio
 
 
 TORCHVISION_COCO = "torchvision-coco"
-ARCHITECTURES = ("faster_rcnn", "cascade_rcnn")
+ARCHITECTURES = ("faster_rcnn", "cascade_rcnn", "retinanet")
 
 
 def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
@@ -153,6 +156,9 @@ def load_detector_init(model: LongTailFasterRCNN, init: str) -> None:
     torchvision Faster R-CNN's, or an acsl checkpoint with a ``"model"`` entry). A missing, corrupt or
     truncated file raises ``acsl.models.weights.WeightsFileError`` naming it and the remedies.
     """
+    if isinstance(model, LongTailRetinaNet):
+        load_retinanet_init(model, init)
+        return
     if init == TORCHVISION_COCO:
         from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 

@@ -29,9 +29,12 @@ class Method:
     sampler: str = "uniform"
     classifier: str = "stage1"
     in_paper: bool = True
+    architecture: str | None = None  # None: the profile's detector; "retinanet": the one-stage detector
 
     @property
     def training(self) -> str:
+        if self.architecture == "retinanet":
+            return "one-stage: RetinaNet's classification subnet fine-tuned from its own start"
         if self.loss == "norcal":  # ExperimentSpec.trained_as: the base loss's detector, its scores calibrated
             return "post hoc (the softmax baseline's detector, scores calibrated; no training)"
         return "end to end (stage 1)" if self.stage == 1 else "decoupled (stage 2 on the softmax baseline)"
@@ -64,6 +67,16 @@ AFTER_ACSL_METHODS: dict[str, Method] = {m.label: m for m in (
     Method("NorCal", "norcal", 1, "Pan et al., NeurIPS 2021", in_paper=False),
 )}
 
+#: The one-stage part of that comparison: RetinaNet from its own pretrained start, its classification subnet
+#: fine-tuned with each dense loss (acsl.models.retinanet, acsl.losses.DENSE_LOSSES). Beyond the paper.
+ONE_STAGE_METHODS: dict[str, Method] = {m.label: m for m in (
+    Method("Focal loss (RetinaNet)", "dense_focal", 1, "Lin et al., ICCV 2017 (the one-stage baseline)",
+           in_paper=False, architecture="retinanet"),
+    Method("EFL (RetinaNet)", "efl", 1, "Li et al., CVPR 2022", in_paper=False, architecture="retinanet"),
+    Method("ACSL (RetinaNet)", "dense_acsl", 1, "this paper's rule on anchors (our adaptation, acsl.losses.dense)",
+           loss_options=(("xi", 0.7),), in_paper=False, architecture="retinanet"),
+)}
+
 #: Rows of the paper's Table 4 that no code here implements (their rows keep "not run").
 NOT_IMPLEMENTED = ("SimCal",)
 
@@ -80,7 +93,8 @@ def method_spec(profile: str, label: str, seed: int = 0, cached: bool = False,
     """The ``ExperimentSpec`` of method ``label`` (a key of ``METHODS`` or ``AFTER_ACSL_METHODS``) in
     ``profile``; ``cached``: a decoupled method's stage 2 on cached box-head features (ignored for end-to-end
     methods)."""
-    table = OPENIMAGES_METHODS if get_profile(profile).track == "openimages" else {**METHODS, **AFTER_ACSL_METHODS}
+    table = (OPENIMAGES_METHODS if get_profile(profile).track == "openimages"
+             else {**METHODS, **AFTER_ACSL_METHODS, **ONE_STAGE_METHODS})
     try:
         method = table[label]
     except KeyError:
@@ -88,7 +102,8 @@ def method_spec(profile: str, label: str, seed: int = 0, cached: bool = False,
     settings = get_profile(profile)
     loss_options = {**dict(method.loss_options), **settings.loss_defaults.get(method.loss, {})}
     sampler_options = settings.sampler_defaults.get(method.sampler, {})
+    detector = {**(detector or {}), **({"architecture": method.architecture} if method.architecture else {})}
     return ExperimentSpec(profile=profile, loss=method.loss, loss_options=tuple(loss_options.items()), stage=method.stage,
-                          seed=seed, cached=cached and method.stage == 2, detector=tuple((detector or {}).items()),
+                          seed=seed, cached=cached and method.stage == 2, detector=tuple(detector.items()),
                           sampler=method.sampler, sampler_options=tuple(sampler_options.items()),
                           classifier=method.classifier)

@@ -22,7 +22,7 @@ from ..data.openimages_groups import GROUP_RULE
 from ..data.openimages_lvis import CONVERT_VERSION
 from ..data.openimages_synthetic import STYLE_VERSION
 from ..data.synthetic import CONTENT_VERSION as SYNTHETIC_CONTENT_VERSION
-from ..losses import LOSSES, build_loss
+from ..losses import DENSE_LOSSES, LOSSES, build_dense_loss, build_loss
 from ..models.backbones import BACKBONES
 from ..models.classifiers import CLASSIFIER_MODES
 from ..models.detector import ARCHITECTURES
@@ -121,15 +121,18 @@ class ExperimentSpec:
 
     def _check_pretrain(self) -> None:
         """Stage 0 is the synthetic profiles' pretrained start (``acsl.data.coarse``): softmax CE on the
-        coarse labels, the 1x pretraining schedule, a Faster R-CNN."""
+        coarse labels, the 1x pretraining schedule, a Faster R-CNN; or the focal loss for a RetinaNet's own start."""
         if self.settings.pretrain is None:
             raise ValueError(f"profile {self.profile!r} has no pretraining stage (stage 0); its stage 1 starts from "
                              f"the detector's init ({self.settings.detector.init!r})")
-        if (self.loss, self.schedule, self.cached, self.sampler, self.loss_options) != ("softmax_ce", 1, False, "uniform", ()):
-            raise ValueError("stage 0 (pretraining) is softmax CE, schedule 1, uniform sampling; "
-                             "use acsl.runs.pretrain_spec")
-        if dict(self.detector).get("architecture", "faster_rcnn") != "faster_rcnn":
-            raise ValueError("stage 0 (pretraining) trains a Faster R-CNN; a Cascade R-CNN loads its backbone, FPN, RPN and box heads")
+        architecture = dict(self.detector).get("architecture", "faster_rcnn")
+        loss = "dense_focal" if architecture == "retinanet" else "softmax_ce"
+        if (self.loss, self.schedule, self.cached, self.sampler, self.loss_options) != (loss, 1, False, "uniform", ()):
+            raise ValueError("stage 0 (pretraining) is softmax CE (a RetinaNet's: the focal loss), schedule 1, uniform "
+                             "sampling; use acsl.runs.pretrain_spec")
+        if architecture not in ("faster_rcnn", "retinanet"):
+            raise ValueError("stage 0 (pretraining) trains a Faster R-CNN or a RetinaNet; a Cascade R-CNN loads the Faster "
+                             "R-CNN's backbone, FPN, RPN and box heads")
 
     def _check_bounds(self) -> None:
         for field in ("max_iters", "subset"):
@@ -144,6 +147,9 @@ class ExperimentSpec:
 
     def _check_loss_and_classifier(self) -> None:
         """Fail now, not after an hour of stage-1 training, on a bad option such as ξ outside (0, 1]."""
+        if self.one_stage or self.loss in DENSE_LOSSES:
+            self._check_one_stage()
+            return
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; registered losses: {', '.join(sorted(LOSSES))}")
         loss = build_loss(self.loss, 3, ("r", "c", "f"), class_image_counts=(1, 1, 1),
@@ -158,6 +164,25 @@ class ExperimentSpec:
             if not loss.uses_plain_linear_classifier:
                 raise ValueError(f"classifier={self.classifier!r} needs a loss that trains the plain C + 1 linear "
                                  f"classifier; {self.loss!r} trains another")
+
+    @property
+    def one_stage(self) -> bool:
+        """A RetinaNet (``acsl.models.retinanet``), trained by a dense loss (``acsl.losses.DENSE_LOSSES``)."""
+        return dict(self.detector).get("architecture", self.settings.detector.architecture) == "retinanet"
+
+    def _check_one_stage(self) -> None:
+        """A one-stage spec names a dense loss and trains end to end: its start (stage 0) or a fine-tune (stage 1)."""
+        if not self.one_stage:
+            raise ValueError(f"loss {self.loss!r} is a one-stage (dense) loss: it needs detector architecture "
+                             f"'retinanet'")
+        if self.loss not in DENSE_LOSSES:
+            raise ValueError(f"a RetinaNet trains with a one-stage loss ({', '.join(sorted(DENSE_LOSSES))}), "
+                             f"not {self.loss!r}")
+        if self.stage == 2 or self.classifier != "stage1" or self.cached:
+            raise ValueError("a RetinaNet is trained end to end (stage 0 or 1): no decoupled stage 2, cached features "
+                             "or stage-2 classifier")
+        build_dense_loss(self.loss, 3, ("r", "c", "f"), **dict(self.loss_options))
+        build_sampler(self.sampler, [(1,), (2,), (1, 3)], **dict(self.sampler_options))
 
     @property
     def parent(self) -> ExperimentSpec | None:
@@ -179,6 +204,8 @@ class ExperimentSpec:
         """The spec whose trained detector this one evaluates, for a loss that only transforms another's test
         scores (NorCal, ``ClassificationLoss.trained_as``): the same spec with the base loss. None: this spec
         trains its own detector."""
+        if self.loss not in LOSSES:  # a one-stage loss trains its own
+            return None
         twin = LOSSES[self.loss].trained_as(dict(self.loss_options))
         if twin is None:
             return None
@@ -191,7 +218,7 @@ class ExperimentSpec:
         a stage-1 fine-tune of the RoI heads alone (frozen backbone, FPN and RPN), and the exact (not
         ``cached``) stage 2 on top of one."""
         if self.stage == 1:
-            return self.parent is not None and self.detector_config().frozen_rpn
+            return self.parent is not None and self.detector_config().frozen_rpn and not self.one_stage
         return self.stage == 2 and not self.cached and self.parent.on_cached_proposals
 
     @property
@@ -250,9 +277,9 @@ class ExperimentSpec:
         if self.stage == 2:
             config = self.settings.stage2
         elif self.stage == 0:
-            config = self.settings.pretrain
+            config = (self.settings.one_stage_pretrain if self.one_stage else None) or self.settings.pretrain
         else:
-            base = self.settings.stage1
+            base = (self.settings.one_stage_fine_tune if self.one_stage else None) or self.settings.stage1
             config = replace(base, epochs=base.epochs * self.schedule, lr_steps=tuple(s * self.schedule for s in base.lr_steps))
         return config if self.batch_size is None else scale_lr_to_batch(config, self.batch_size)
 
@@ -278,7 +305,7 @@ class ExperimentSpec:
         # A loss whose default behaviour changed (ClassificationLoss.revision) hashes apart from runs stored
         # under its older behaviour; revision 0 adds nothing, so untouched losses keep their hashes. A
         # stage-2 spec's parent carries its own loss's revision through its hash.
-        revision = LOSSES[self.loss].revision
+        revision = getattr(LOSSES.get(self.loss) or DENSE_LOSSES[self.loss], "revision", 0)
         if revision:
             resolved["loss_revision"] = revision
         twin = self.trained_as
@@ -340,8 +367,10 @@ def pretrain_spec(profile: str, seed: int = 0, batch_size: int | None = None, de
     owner = settings.pretrain_profile or profile
     shared = get_profile(owner).benchmark_seed
     seed = seed if shared is None else shared  # one start shared by every seed
-    overrides = tuple((k, v) for k, v in (detector or {}).items() if k != "architecture")
-    return ExperimentSpec(profile=owner, loss="softmax_ce", stage=0, seed=seed, batch_size=batch_size,
+    # Cascade R-CNN starts from the Faster R-CNN's start; a RetinaNet has its own, trained with the focal loss
+    one_stage = (detector or {}).get("architecture") == "retinanet"
+    overrides = tuple((k, v) for k, v in (detector or {}).items() if k != "architecture" or one_stage)
+    return ExperimentSpec(profile=owner, loss="dense_focal" if one_stage else "softmax_ce", stage=0, seed=seed, batch_size=batch_size,
                           detector=overrides, max_iters=max_iters, subset=subset)
 
 
