@@ -259,13 +259,13 @@ def _cuda_available() -> bool:
 
 
 #: Wall seconds of each notebook in a measured ``quick`` report (2 jobs on 2 cores, from an empty run store;
-#: commit 92bd9f9, AMD EPYC; Tables 2 and 3 are within each other's noise): the order when ``reports/`` has none.
+#: commit e2aca7f, AMD EPYC; Tables 2 and 3 are within each other's noise): the order when ``reports/`` has none.
 #: Figure 4 and Table 1 reuse Table 2's runs, and Table 4 the beyond-the-paper notebook's, so they rank by what
 #: they add.
-TYPICAL_WALL_S = {"table2_xi_ablation": 859, "table3_backbones": 796, "table5_openimages_backbones": 667,
-                  "beyond_after_acsl": 370, "table4_sota": 224, "table7_openimages_methods": 156,
-                  "table1_group_partition": 36, "fig1_label_distribution": 7, "table6_openimages_tail": 7,
-                  "fig4_per_class_ap": 7, "fig3_acsl_illustration": 6, "fig2_lvis_vs_openimages": 6}
+TYPICAL_WALL_S = {"beyond_after_acsl": 1324, "table2_xi_ablation": 822, "table3_backbones": 817,
+                  "table5_openimages_backbones": 688, "table4_sota": 249, "table7_openimages_methods": 159,
+                  "table1_group_partition": 36, "fig1_label_distribution": 8, "table6_openimages_tail": 7,
+                  "fig4_per_class_ap": 8, "fig3_acsl_illustration": 6, "fig2_lvis_vs_openimages": 6}
 
 
 def execution_order(notebooks: list[Path], manifest_path: Path | None = None) -> list[Path]:

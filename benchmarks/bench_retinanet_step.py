@@ -1,7 +1,8 @@
 """Training-step time of acsl's RetinaNet (``acsl.models.retinanet``) against the Faster R-CNN of the same
 profile, on the same batches of the profile's training images, in one process, printed as ratios: the whole
-detector (a pretrained start's step) and a fine-tune with frozen backbone and FPN (RetinaNet: both subnets
-train; Faster R-CNN: RPN and RoI heads, on images, not on the report's cached features). It sizes the one-stage
+detector (a pretrained start's step), a step with frozen backbone and FPN (RetinaNet: both subnets train; Faster
+R-CNN: RPN and RoI heads), and the fine-tune's, with the RPN and RetinaNet's box subnet frozen too (RetinaNet: the
+classification subnet alone; Faster R-CNN: the RoI heads, on images, not on the report's cached features). It sizes the one-stage
 part of the beyond-the-paper report (docs/ARCHITECTURE.md, "A one-stage detector").
 
     python benchmarks/bench_retinanet_step.py [--profile quick] [--iterations 10] [--repeats 3] [--threads 1]
@@ -25,8 +26,8 @@ from acsl.profiles import get_profile
 from acsl.runs import baseline_spec, load_datasets
 
 
-def _models(profile: str, num_classes: int, frozen: bool):
-    config = replace(get_profile(profile).detector, frozen_backbone=frozen, frozen_rpn=False, frozen_fc6=False,
+def _models(profile: str, num_classes: int, frozen: bool, frozen_box: bool):
+    config = replace(get_profile(profile).detector, frozen_backbone=frozen, frozen_rpn=frozen_box, frozen_fc6=False,
                      frozen_norm=frozen)
     torch.manual_seed(0)
     faster = build_detector(config, num_classes, build_loss("softmax_ce", num_classes))
@@ -68,8 +69,10 @@ def main() -> None:
     batches = [([image for image in images], [{k: t[k] for k in ("boxes", "labels")} for t in targets])
                for images, targets in batches]
     print(f"{args.profile}: batch {batch}, {args.iterations} steps × {args.repeats} repeats, {args.threads} thread(s)")
-    for frozen, what in ((False, "whole detector (a pretrained start)"), (True, "frozen backbone and FPN")):
-        faster, retina = _models(args.profile, train_set.num_classes, frozen)
+    for frozen, frozen_box, what in ((False, False, "whole detector (a pretrained start)"),
+                                     (True, False, "frozen backbone and FPN"),
+                                     (True, True, "... and RPN / box subnet (the fine-tune)")):
+        faster, retina = _models(args.profile, train_set.num_classes, frozen, frozen_box)
         pairs = [(_step_time(faster, batches), _step_time(retina, batches)) for _ in range(args.repeats)]
         f = statistics.median(p[0] for p in pairs)
         r = statistics.median(p[1] for p in pairs)

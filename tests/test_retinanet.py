@@ -68,6 +68,28 @@ def test_over_several_images_the_loss_is_divided_by_the_batchs_foreground_anchor
     torch.testing.assert_close(head.compute_loss(targets, outputs, matched), sum(per_image) / total)
 
 
+def test_training_without_the_frozen_box_subnet_changes_no_weight():
+    """The fine-tune skips the frozen box subnet (``LongTailRetinaNetHead``): its loss reached no trainable weight,
+    so three SGD steps give the same weights to the last bit as with it."""
+    config = _config(frozen_backbone=True, frozen_rpn=True, frozen_norm=True)
+    trained = []
+    for skip in (True, False):
+        torch.manual_seed(0)
+        model = build_retinanet(config, C, DenseFocalLoss(C)).train()
+        if not skip:
+            model.head.regression_head.weight_probe = torch.nn.Parameter(torch.zeros(1))  # "trains": the box subnet runs
+        optimizer = torch.optim.SGD([p for n, p in model.named_parameters() if p.requires_grad and "probe" not in n],
+                                    lr=0.1, momentum=0.9)
+        for _ in range(3):
+            losses = model(*_batch(images=2))
+            assert ("bbox_regression" in losses) != skip
+            optimizer.zero_grad()
+            sum(losses.values()).backward()
+            optimizer.step()
+        trained.append({k: v for k, v in model.state_dict().items() if "probe" not in k})
+    assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0])
+
+
 def test_anchor_labels_follow_torchvisions_matching():
     matched = torch.tensor([1, -1, -2, 0, 0, -1])  # indices into the ground truth; −1 below, −2 between thresholds
     assert anchor_labels(torch.tensor([5, 2]), matched).tolist() == [2, 0, -1, 5, 5, 0]
@@ -89,18 +111,34 @@ def test_the_classifier_starts_at_the_losss_prior_and_detections_are_labelled_fr
     assert len(labels) > 0 and labels.min() >= 1 and labels.max() <= C
 
 
-def test_a_frozen_backbone_stays_and_the_subnets_train():
+def test_the_bias_follows_torchvisions_anchor_major_layout(monkeypatch):
+    """cls_logits has A·C channels, channel a·C + c for anchor a and class c (torchvision's reshape)."""
+    loss = DenseFocalLoss(C)
+    monkeypatch.setattr(loss, "initial_bias", lambda: torch.arange(C, dtype=torch.float32))
+    model = build_retinanet(_config(), C, loss)
+    assert model.classifiers[0].bias.tolist() == list(range(C)) * 3
+    features = [torch.zeros(1, model.backbone.out_channels, 4, 4)]
+    logits = model.head.classification_head(features)  # [1, 4·4·A, C]: every anchor's row is the bias
+    assert torch.equal(logits[0], torch.arange(C, dtype=torch.float32).expand(48, C))
+
+
+def test_a_fine_tune_trains_the_classification_subnet_alone():
     torch.manual_seed(0)
-    # as a fine-tune from a pretrained start builds it (ExperimentSpec.detector_config): frozen batch norms too
-    model = build_retinanet(_config(frozen_backbone=True, frozen_norm=True), C, EqualizedFocalLoss(C)).train()
+    # as a fine-tune from a pretrained start builds it (ExperimentSpec.detector_config): frozen backbone, FPN, batch
+    # norms and box subnet
+    model = build_retinanet(_config(frozen_backbone=True, frozen_rpn=True, frozen_norm=True), C,
+                            EqualizedFocalLoss(C)).train()
+    assert not any(p.requires_grad for p in model.head.regression_head.parameters())
+    box_subnet = {k: v.clone() for k, v in model.head.regression_head.state_dict().items()}
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     subnet = model.head.classification_head.conv[0][0].weight.clone()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     losses = model(*_batch(images=2))
-    assert set(losses) == {"classification", "bbox_regression"} and all(v.isfinite() for v in losses.values())
+    assert set(losses) == {"classification"} and losses["classification"].isfinite()  # the frozen box subnet idles
     sum(losses.values()).backward()
     optimizer.step()
     assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+    assert all(torch.equal(box_subnet[k], v) for k, v in model.head.regression_head.state_dict().items())
     assert not torch.equal(subnet, model.head.classification_head.conv[0][0].weight)
     assert model.classification_loss.pos_grad.sum() > 0  # EFL gathered its first gradient statistics
 
@@ -125,6 +163,8 @@ def test_a_retinanet_spec_names_a_dense_loss_and_trains_end_to_end():
         ExperimentSpec(profile="quick", loss="efl")
     with pytest.raises(ValueError, match="no decoupled stage 2"):
         ExperimentSpec(profile="quick", loss="dense_acsl", stage=2, detector=retina)
+    with pytest.raises(ValueError, match="does not train"):  # no start of its own on the real-data profiles
+        ExperimentSpec(profile="lvis-v0.5", loss="efl", detector=retina)
     with pytest.raises(ValueError, match="bad options for loss 'efl'"):
         ExperimentSpec(profile="quick", loss="efl", loss_options=(("xi", 0.7),), detector=retina)
     assert dict(method_spec("quick", "ACSL (RetinaNet)").loss_options) == {"xi": 0.7}

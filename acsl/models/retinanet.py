@@ -13,7 +13,10 @@ Training (``DenseLossClassificationHead.compute_loss``): torchvision's anchor ma
 dense layout's label (0 background, k ∈ 1..C its class, −1 ignored), and the classification loss is the dense
 loss over all the batch's anchors divided by the batch's foreground anchors (mmdetection's and
 United-Perception's normalisation, which EFL's authors use; torchvision's focal loss divides each image by its
-own foreground anchors and averages the images). The box loss is torchvision's.
+own foreground anchors and averages the images). Under torchrun each process divides by its own share's
+foreground anchors (and the training step weights the processes by their images), where those frameworks divide
+by the count averaged over the processes: the same in one process, close in several. The box loss is
+torchvision's.
 
 Test: σ(z) per class and anchor (every dense loss scores so), torchvision's per-level top 1000, score floor,
 class-wise NMS at 0.5 and the detections cap; labels 1..C, as the two-stage detectors give them.
@@ -84,6 +87,27 @@ def anchor_labels(gt_labels: torch.Tensor, matched: torch.Tensor) -> torch.Tenso
     return labels
 
 
+class LongTailRetinaNetHead(RetinaNetHead):
+    """torchvision's two subnets. While the box subnet is frozen (a fine-tune: ``config.frozen_rpn``) training does
+    not run it: its loss would reach no trainable weight, so the weights train exactly as with it, and it is about
+    a third of the step. In evaluation both run."""
+
+    @property
+    def box_subnet_trains(self) -> bool:
+        return any(p.requires_grad for p in self.regression_head.parameters())
+
+    def forward(self, x: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.training and not self.box_subnet_trains:
+            return {"cls_logits": self.classification_head(x)}
+        return super().forward(x)
+
+    def compute_loss(self, targets, head_outputs, anchors, matched_idxs):  # type: ignore[override]
+        losses = {"classification": self.classification_head.compute_loss(targets, head_outputs, matched_idxs)}
+        if "bbox_regression" in head_outputs:
+            losses["bbox_regression"] = self.regression_head.compute_loss(targets, head_outputs, anchors, matched_idxs)
+        return losses
+
+
 class LongTailRetinaNet(RetinaNet):
     """torchvision's ``RetinaNet`` with a dense loss on its classification subnet; detections labelled 1..C."""
 
@@ -110,12 +134,15 @@ def build_retinanet(config: DetectorConfig, num_classes: int, loss: DenseClassif
     counterpart), so the classification subnet alone trains."""
     if loss.num_classes != num_classes:
         raise ValueError(f"loss was built for {loss.num_classes} classes, the detector for {num_classes}")
+    if config.init is not None:
+        raise ValueError(f"a RetinaNet starts from its own pretrained start (load_retinanet_init), not from "
+                         f"init={config.init!r} (a Faster R-CNN's weights)")
     backbone = PyramidFromP3(build_backbone(config.backbone, config.fpn_channels, config.pretrained_backbone,
                                             frozen_norm=config.frozen_norm or config.init is not None))
     sizes = config.anchor_sizes[len(DROPPED_LEVELS):]
     anchor_generator = AnchorGenerator(sizes=tuple((size,) for size in sizes), aspect_ratios=(ASPECT_RATIOS,) * len(sizes))
     num_anchors = anchor_generator.num_anchors_per_location()[0]
-    head = RetinaNetHead(backbone.out_channels, num_anchors, num_classes)
+    head = LongTailRetinaNetHead(backbone.out_channels, num_anchors, num_classes)
     head.classification_head = DenseLossClassificationHead(backbone.out_channels, num_anchors, loss)
     model = LongTailRetinaNet(backbone, num_classes, min_size=config.min_size, max_size=config.max_size,
                               anchor_generator=anchor_generator, head=head, score_thresh=config.score_thresh,

@@ -125,8 +125,8 @@ class ExperimentSpec:
         if self.settings.pretrain is None:
             raise ValueError(f"profile {self.profile!r} has no pretraining stage (stage 0); its stage 1 starts from "
                              f"the detector's init ({self.settings.detector.init!r})")
-        architecture = dict(self.detector).get("architecture", "faster_rcnn")
-        loss = "dense_focal" if architecture == "retinanet" else "softmax_ce"
+        architecture = dict(self.detector).get("architecture", self.settings.detector.architecture)
+        loss = "dense_focal" if self.one_stage else "softmax_ce"
         if (self.loss, self.schedule, self.cached, self.sampler, self.loss_options) != (loss, 1, False, "uniform", ()):
             raise ValueError("stage 0 (pretraining) is softmax CE (a RetinaNet's: the focal loss), schedule 1, uniform "
                              "sampling; use acsl.runs.pretrain_spec")
@@ -178,6 +178,9 @@ class ExperimentSpec:
         if self.loss not in DENSE_LOSSES:
             raise ValueError(f"a RetinaNet trains with a one-stage loss ({', '.join(sorted(DENSE_LOSSES))}), "
                              f"not {self.loss!r}")
+        if self.settings.pretrain is None:
+            raise ValueError(f"a RetinaNet starts from its own pretrained start (stage 0), which profile {self.profile!r} "
+                             f"does not train (its detector's init, {self.settings.detector.init!r}, is a Faster R-CNN's)")
         if self.stage == 2 or self.classifier != "stage1" or self.cached:
             raise ValueError("a RetinaNet is trained end to end (stage 0 or 1): no decoupled stage 2, cached features "
                              "or stage-2 classifier")
@@ -368,7 +371,7 @@ def pretrain_spec(profile: str, seed: int = 0, batch_size: int | None = None, de
     shared = get_profile(owner).benchmark_seed
     seed = seed if shared is None else shared  # one start shared by every seed
     # Cascade R-CNN starts from the Faster R-CNN's start; a RetinaNet has its own, trained with the focal loss
-    one_stage = (detector or {}).get("architecture") == "retinanet"
+    one_stage = (detector or {}).get("architecture", get_profile(owner).detector.architecture) == "retinanet"
     overrides = tuple((k, v) for k, v in (detector or {}).items() if k != "architecture" or one_stage)
     return ExperimentSpec(profile=owner, loss="dense_focal" if one_stage else "softmax_ce", stage=0, seed=seed, batch_size=batch_size,
                           detector=overrides, max_iters=max_iters, subset=subset)
