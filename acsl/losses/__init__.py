@@ -9,10 +9,10 @@ from .eqlv2 import EQLv2
 from .federated import FederatedLoss
 from .focal import FocalLoss
 from .ldam import LDAM
-from .registry import DENSE_LOSSES, LOSSES, build_dense_loss, build_loss
+from .registry import DENSE_LOSSES, LOSSES, build_dense_loss, build_loss, loss_class
 from .seesaw import SeesawLoss
 from .sigmoid_bce import SigmoidBCE
 from .softmax_ce import SoftmaxCE
 
 __all__ = ["ACSL", "BalancedGroupSoftmax", "ClassBalancedCE", "ClassificationLoss", "DENSE_LOSSES", "EQL", "EQLv2", "FederatedLoss", "FocalLoss", "LDAM", "LOSSES",
-           "SeesawLoss", "SigmoidBCE", "SoftmaxCE", "build_dense_loss", "build_loss"]
+           "SeesawLoss", "SigmoidBCE", "SoftmaxCE", "build_dense_loss", "build_loss", "loss_class"]

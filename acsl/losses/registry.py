@@ -54,6 +54,15 @@ DENSE_LOSSES: dict[str, type[DenseClassificationLoss]] = {
 }
 
 
+def loss_class(name: str) -> type:
+    """The class registered under ``name`` in ``LOSSES`` or, one-stage, ``DENSE_LOSSES``."""
+    registry = {**LOSSES, **DENSE_LOSSES}
+    if name not in registry:
+        raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}; one-stage: "
+                         f"{', '.join(sorted(DENSE_LOSSES))}")
+    return registry[name]
+
+
 def build_dense_loss(name: str, num_classes: int, class_frequencies: Sequence[str] | None = None,
                      **options: Any) -> DenseClassificationLoss:
     """Build the dense loss registered under ``name`` (one of ``DENSE_LOSSES``) with ``options``; the training

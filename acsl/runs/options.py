@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import detector_field_types, parse_typed
 from ..data.samplers import ClassBalancedSampler, RepeatFactorSampler, UniformSampler
-from ..losses import DENSE_LOSSES, LOSSES
+from ..losses import loss_class
 
 #: Constructor parameters that are not options: the class count and the training set's statistics.
 _LOSS_STATISTICS = {"self", "num_classes", "class_frequencies", "class_image_counts", "class_instance_counts",
@@ -53,11 +53,7 @@ def _typed(pairs: Iterable[tuple[str, Any]], declared: dict[str, Any], what: str
 
 def typed_loss_options(loss: str, pairs: Iterable[tuple[str, Any]]) -> Pairs:
     """``pairs`` of loss ``loss`` in their declared types, sorted by name."""
-    registry = {**LOSSES, **DENSE_LOSSES}
-    if loss not in registry:
-        raise ValueError(f"unknown loss {loss!r}; registered losses: {', '.join(sorted(LOSSES))}; one-stage: "
-                         f"{', '.join(sorted(DENSE_LOSSES))}")
-    declared = declared_options(registry[loss], _LOSS_STATISTICS)
+    declared = declared_options(loss_class(loss), _LOSS_STATISTICS)
     return _typed(pairs, declared, f"loss {loss!r} option", f"bad options for loss {loss!r}: it")
 
 

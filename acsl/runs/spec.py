@@ -22,7 +22,7 @@ from ..data.openimages_groups import GROUP_RULE
 from ..data.openimages_lvis import CONVERT_VERSION
 from ..data.openimages_synthetic import STYLE_VERSION
 from ..data.synthetic import CONTENT_VERSION as SYNTHETIC_CONTENT_VERSION
-from ..losses import DENSE_LOSSES, LOSSES, build_dense_loss, build_loss
+from ..losses import DENSE_LOSSES, LOSSES, build_dense_loss, build_loss, loss_class
 from ..models.backbones import BACKBONES
 from ..models.classifiers import CLASSIFIER_MODES
 from ..models.detector import ARCHITECTURES
@@ -202,7 +202,7 @@ class ExperimentSpec:
                               batch_size=self.batch_size, detector=self.detector, max_iters=self.max_iters,
                               subset=self.subset)
 
-    @property
+    @cached_property
     def trained_as(self) -> ExperimentSpec | None:
         """The spec whose trained detector this one evaluates, for a loss that only transforms another's test
         scores (NorCal, ``ClassificationLoss.trained_as``): the same spec with the base loss. None: this spec
@@ -308,7 +308,7 @@ class ExperimentSpec:
         # A loss whose default behaviour changed (ClassificationLoss.revision) hashes apart from runs stored
         # under its older behaviour; revision 0 adds nothing, so untouched losses keep their hashes. A
         # stage-2 spec's parent carries its own loss's revision through its hash.
-        revision = getattr(LOSSES.get(self.loss) or DENSE_LOSSES[self.loss], "revision", 0)
+        revision = getattr(loss_class(self.loss), "revision", 0)
         if revision:
             resolved["loss_revision"] = revision
         twin = self.trained_as

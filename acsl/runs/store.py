@@ -32,7 +32,7 @@ from ..engine import CHECKPOINT_NAME, distributed, load_checkpoint, load_stage1_
 from ..io import (CorruptRecordError, atomic_write_json, ensure_writable_dir, move_aside, read_json_record,
                   remove_stale_temporaries)
 from ..locks import exclusive
-from ..losses import DENSE_LOSSES, LOSSES, build_dense_loss, build_loss
+from ..losses import build_dense_loss, build_loss, loss_class
 from ..models import build_detector
 from ..models.detector import load_detector_init
 from ..models.classifiers import apply_stage2_classifier
@@ -58,8 +58,8 @@ def build_model(spec: ExperimentSpec, train_set):
 
     torch.manual_seed(spec.seed)
     options = dict(spec.loss_options)
-    if "seed" in inspect.signature(LOSSES.get(spec.loss) or DENSE_LOSSES[spec.loss]).parameters:  # its own random
-        options.setdefault("seed", spec.seed + 1_000_003 * distributed.rank())  # stream, one per process
+    if "seed" in inspect.signature(loss_class(spec.loss)).parameters:  # its own random stream, one per process
+        options.setdefault("seed", spec.seed + 1_000_003 * distributed.rank())
     if spec.one_stage:
         dense = build_dense_loss(spec.loss, train_set.num_classes, train_set.frequencies, **options)
         return build_detector(spec.detector_config(), train_set.num_classes, dense)
